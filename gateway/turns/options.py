@@ -1,0 +1,92 @@
+"""Turn-handling options: the names and defaults follow LiveKit's TurnHandlingOptions.
+
+These are plain frozen dataclasses so the TurnEngine stays free of parsing concerns; the YAML
+layer (`gateway.config`) validates operator input and builds them. Where a default differs from
+the reference it says so in a comment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+TurnDetection = Literal["vad", "stt", "model"]
+InterruptionMode = Literal["vad", "adaptive"]
+EndpointingMode = Literal["fixed", "dynamic"]
+
+# Words that are pure listener cues; a transcript made only of these never becomes a user turn
+# through the end-of-turn boundary rule. Lower-case, punctuation stripped.
+DEFAULT_BACKCHANNEL_LEXICON: tuple[str, ...] = (
+    "uh-huh", "uh", "huh", "mm-hmm", "mhm", "mm", "hmm", "mmhmm", "uhhuh", "yeah", "yep", "yes",
+    "okay", "ok", "right", "sure", "alright", "i see", "got it", "cool", "nice", "great",
+    "si", "sí", "ja", "oui", "d'accord", "genau", "vale", "claro", "certo", "ah", "oh",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class VadOptions:
+    """Silero VAD segmentation, as LiveKit's `silero.VAD.load()` parameters."""
+
+    activation_threshold: float = 0.5
+    # The reference uses activation - 0.15 for the end of speech.
+    deactivation_threshold: float | None = None
+    min_speech_duration: float = 0.05
+    # The reference defaults to 0.55 s; the engine counts endpointing from the last voiced chunk
+    # (not from this detection), so a shorter silence only makes overlap verdicts come sooner.
+    min_silence_duration: float = 0.3
+    prefix_padding_duration: float = 0.5
+    sample_rate: int = 8000
+
+    @property
+    def end_threshold(self) -> float:
+        if self.deactivation_threshold is not None:
+            return self.deactivation_threshold
+        return max(0.01, self.activation_threshold - 0.15)
+
+
+@dataclass(frozen=True)
+class BackchannelBoundary:
+    """Cooldown around each agent turn: (start, end) seconds; see `InterruptionOptions`."""
+
+    start: float = 1.0
+    end: float = 3.5
+
+
+@dataclass(frozen=True)
+class InterruptionOptions:
+    enabled: bool = True
+    mode: InterruptionMode = "adaptive"
+    # vad mode: voiced seconds of caller speech needed to interrupt.
+    min_duration: float = 0.5
+    # transcript words needed to interrupt, counted per user utterance (the reference counts the
+    # agent turn's cumulative transcript). Needs an STT; ignored (with a config warning) without.
+    min_words: int = 0
+    # adaptive mode: barge-in probability at or above which the agent yields.
+    threshold: float = 0.5
+    # None disables the cooldown entirely.
+    backchannel_boundary: BackchannelBoundary | None = field(default_factory=BackchannelBoundary)
+    # Reference default 2.0 s; the course chapter recommends 0.6 s for a receptionist.
+    false_interruption_timeout: float = 2.0
+    resume_false_interruption: bool = True
+    # How long the barge-in detector may take to answer before the call falls back to VAD mode.
+    detector_timeout: float = 0.7
+    # How often the detector is asked during an open overlap (<= 0.1 s).
+    detector_interval: float = 0.1
+    backchannel_lexicon: tuple[str, ...] = DEFAULT_BACKCHANNEL_LEXICON
+
+
+@dataclass(frozen=True)
+class EndpointingOptions:
+    mode: EndpointingMode = "fixed"
+    # dynamic mode: weight of the newest observed pause in the moving average.
+    dynamic_alpha: float = 0.3
+
+
+@dataclass(frozen=True)
+class TurnHandlingOptions:
+    turn_detection: TurnDetection = "vad"
+    min_endpointing_delay: float = 0.5
+    max_endpointing_delay: float = 3.0
+    endpointing: EndpointingOptions = field(default_factory=EndpointingOptions)
+    interruption: InterruptionOptions = field(default_factory=InterruptionOptions)
+    vad: VadOptions = field(default_factory=VadOptions)
