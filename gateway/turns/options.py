@@ -73,6 +73,9 @@ class InterruptionOptions:
     # How often the detector is asked during an open overlap (<= 0.1 s).
     detector_interval: float = 0.1
     backchannel_lexicon: tuple[str, ...] = DEFAULT_BACKCHANNEL_LEXICON
+    # Which barge-in detector adaptive mode uses: "auto" (the bundled ONNX model when present,
+    # else "heuristic"), "onnx", "heuristic", or a "module:factory" import path.
+    detector: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -88,5 +91,7 @@ class TurnHandlingOptions:
     min_endpointing_delay: float = 0.5
     max_endpointing_delay: float = 3.0
     endpointing: EndpointingOptions = field(default_factory=EndpointingOptions)
+    # End-of-turn detector for turn_detection "model": "auto", "onnx", "heuristic", "module:factory".
+    turn_detector: str = "auto"
     interruption: InterruptionOptions = field(default_factory=InterruptionOptions)
     vad: VadOptions = field(default_factory=VadOptions)

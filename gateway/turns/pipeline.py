@@ -1,0 +1,166 @@
+"""One call's turn pipeline: caller frames -> VAD -> detectors -> TurnEngine -> events.
+
+The same pipeline runs live (fed by a CallSession from its transport) and offline (fed by
+`gateway replay` from a stereo recording), so what replay reports is what a live call would do.
+It is synchronous and owns no I/O: the caller supplies frames with their time and says when the
+agent's audio starts and stops being audible.
+
+Detector answers are checked against `interruption.detector_timeout` with an injected clock
+(`perf_counter` by default): an exception or a late answer makes the engine fall back to VAD mode.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from gateway.audio.resample import StreamResampler
+from gateway.turns.detectors import BargeInDetector, BargeInStream, EndOfTurnDetector, EndOfTurnStream, Pcm
+from gateway.turns.engine import TurnEngine
+from gateway.turns.events import Event, Word
+from gateway.turns.options import TurnHandlingOptions
+from gateway.turns.vad import SpeechEnded, SpeechStarted, VadSegmenter, VadStream
+
+FRAME_SECONDS = 0.02
+# How often the end-of-turn detector is asked again while silence grows.
+EOT_INTERVAL = 0.1
+
+
+@dataclass
+class DetectorCost:
+    """Running totals of detector time, for metrics and benchmarks."""
+
+    requests: int = 0
+    seconds: float = 0.0
+    worst: float = 0.0
+
+    def add(self, seconds: float) -> None:
+        self.requests += 1
+        self.seconds += seconds
+        self.worst = max(self.worst, seconds)
+
+
+class TurnPipeline:
+    def __init__(
+        self,
+        options: TurnHandlingOptions,
+        vad: VadStream,
+        *,
+        bargein: BargeInDetector | None = None,
+        end_of_turn: EndOfTurnDetector | None = None,
+        has_stt: bool = False,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.options = options
+        self.engine = TurnEngine(options, has_stt=has_stt)
+        self.vad = vad
+        self.segmenter = VadSegmenter(options.vad)
+        self.sample_rate = options.vad.sample_rate
+        self._bargein: BargeInStream | None = bargein.open_stream() if bargein else None
+        bargein_rate = bargein.sample_rate if bargein else self.sample_rate
+        # A 16 kHz call feeding an 8 kHz model: one streaming resampler per channel.
+        self._to_bargein_rate: tuple[StreamResampler, StreamResampler] | None = None
+        if bargein_rate != self.sample_rate:
+            self._to_bargein_rate = (
+                StreamResampler(self.sample_rate, bargein_rate),
+                StreamResampler(self.sample_rate, bargein_rate),
+            )
+        self._eot: EndOfTurnStream | None = end_of_turn.open_stream() if end_of_turn else None
+        self._clock = clock
+        self._t = 0.0
+        self._last_bargein_query = -1.0
+        self._last_eot_query = -1.0
+        self.bargein_cost = DetectorCost()
+        self.eot_cost = DetectorCost()
+        if self._bargein is None and options.interruption.mode == "adaptive":
+            # Adaptive mode with no detector at all: VAD decides, and the events say so.
+            self._pending_fallback = "no barge-in detector available"
+        else:
+            self._pending_fallback = ""
+
+    @property
+    def t(self) -> float:
+        """End of the audio processed so far, in seconds."""
+        return self._t
+
+    def agent_speech_start(self) -> list[Event]:
+        return self.engine.agent_speech_start(self._t)
+
+    def agent_speech_end(self, end: float | None = None) -> list[Event]:
+        return self.engine.agent_speech_end(self._t, end)
+
+    def transcript(
+        self, words: list[Word], *, final: bool = True, end_of_utterance: bool = False
+    ) -> list[Event]:
+        return self.engine.transcript(self._t, words, final=final, end_of_utterance=end_of_utterance)
+
+    def process_frame(self, caller: Pcm, agent: Pcm | None = None) -> list[Event]:
+        """Feed one frame of caller audio (and the agent audio audible during it)."""
+        out: list[Event] = []
+        if self._pending_fallback:
+            out += self.engine.bargein_failed(self._t, self._pending_fallback)
+            self._pending_fallback = ""
+        if agent is None:
+            agent = np.zeros_like(caller)
+        if self._bargein is not None:
+            if self._to_bargein_rate is None:
+                self._bargein.push(caller, agent)
+            else:
+                caller_down = self._to_bargein_rate[0].process(caller)
+                agent_down = self._to_bargein_rate[1].process(agent)
+                n = min(len(caller_down), len(agent_down))
+                if n:
+                    self._bargein.push(caller_down[:n], agent_down[:n])
+        if self._eot is not None:
+            self._eot.push(caller)
+        for chunk in self.vad.push(caller):
+            for vad_event in self.segmenter.update(chunk):
+                if isinstance(vad_event, SpeechStarted):
+                    out += self.engine.user_speech_start(vad_event.t, vad_event.onset)
+                elif isinstance(vad_event, SpeechEnded):
+                    out += self.engine.user_speech_end(vad_event.t, vad_event.end)
+            if self.segmenter.speaking:
+                out += self.engine.user_speech_progress(chunk.end, self.segmenter.voiced_duration)
+        self._t += len(caller) / self.sample_rate
+        out += self.engine.tick(self._t)
+        out += self._ask_bargein()
+        out += self._ask_end_of_turn()
+        return out
+
+    def _ask_bargein(self) -> list[Event]:
+        engine, stream = self.engine, self._bargein
+        onset = engine.overlap_onset
+        if stream is None or onset is None or not engine.wants_bargein_probability:
+            return []
+        if self._t - self._last_bargein_query < self.options.interruption.detector_interval - 1e-6:
+            return []
+        self._last_bargein_query = self._t
+        started = self._clock()
+        try:
+            probability = stream.probability(onset)
+        except Exception as exc:  # any detector failure must not end the call
+            return engine.bargein_failed(self._t, f"detector error: {exc}")
+        elapsed = self._clock() - started
+        self.bargein_cost.add(elapsed)
+        if elapsed > self.options.interruption.detector_timeout:
+            return engine.bargein_failed(self._t, f"detector answered in {elapsed * 1000:.0f} ms")
+        return engine.bargein_probability(self._t, probability)
+
+    def _ask_end_of_turn(self) -> list[Event]:
+        engine, stream = self.engine, self._eot
+        end = engine.pending_turn_end
+        if stream is None or end is None or not engine.wants_eot_probability:
+            return []
+        if self._t - self._last_eot_query < EOT_INTERVAL - 1e-6:
+            return []
+        self._last_eot_query = self._t
+        started = self._clock()
+        try:
+            probability = stream.probability(end, engine.pending_turn_words)
+        except Exception:  # fall back to the max delay for this turn
+            return []
+        self.eot_cost.add(self._clock() - started)
+        return engine.eot_probability(self._t, probability)

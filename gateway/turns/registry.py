@@ -1,0 +1,68 @@
+"""Detectors chosen by name in the agent YAML ("auto", "onnx", "heuristic" or "module:factory")."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from gateway.turns.detectors import BargeInDetector, EndOfTurnDetector
+from gateway.turns.heuristics import HeuristicBargeInDetector, HeuristicEndOfTurnDetector
+
+log = logging.getLogger(__name__)
+
+# Trained models, loaded lazily: (module, class). Absent modules or model files fall back.
+_ONNX_BARGEIN = ("gateway.turns.bargein_onnx", "OnnxBargeInDetector")
+_ONNX_EOT = ("gateway.turns.eot_onnx", "OnnxEndOfTurnDetector")
+
+
+class DetectorNotFound(ValueError):
+    pass
+
+
+def _import(path: str) -> Callable[[], Any]:
+    module, _, attr = path.partition(":")
+    if not attr:
+        raise DetectorNotFound(f"detector {path!r}: expected 'auto', 'onnx', 'heuristic' or 'module:factory'")
+    try:
+        factory: Callable[[], Any] = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise DetectorNotFound(f"detector {path!r}: {exc}") from exc
+    return factory
+
+
+def _onnx(spec: tuple[str, str], required: bool) -> Any | None:
+    try:
+        return _import(":".join(spec))()
+    except (DetectorNotFound, FileNotFoundError, OSError) as exc:
+        if required:
+            raise DetectorNotFound(f"the ONNX detector is not available: {exc}") from exc
+        log.info("ONNX detector %s not available (%s); using the heuristic one", spec[1], exc)
+        return None
+
+
+def bargein_detector(name: str) -> BargeInDetector:
+    if name in ("auto", "onnx"):
+        found = _onnx(_ONNX_BARGEIN, required=name == "onnx")
+        if found is not None:
+            detector: BargeInDetector = found
+            return detector
+        return HeuristicBargeInDetector()
+    if name == "heuristic":
+        return HeuristicBargeInDetector()
+    built: BargeInDetector = _import(name)()
+    return built
+
+
+def end_of_turn_detector(name: str) -> EndOfTurnDetector:
+    if name in ("auto", "onnx"):
+        found = _onnx(_ONNX_EOT, required=name == "onnx")
+        if found is not None:
+            detector: EndOfTurnDetector = found
+            return detector
+        return HeuristicEndOfTurnDetector()
+    if name == "heuristic":
+        return HeuristicEndOfTurnDetector()
+    built: EndOfTurnDetector = _import(name)()
+    return built
