@@ -12,9 +12,11 @@ from gateway.audio.ringbuffer import RingBuffer
 from gateway.turns.detectors import Pcm
 
 # Words after which a sentence is very likely unfinished ("my number is ...", "for ...", "um").
-UNFINISHED_ENDINGS: frozenset[str] = frozenset(
-    ["a", "an", "the", "and", "or", "but", "so", "because", "for", "to", "of", "at", "on", "in", "with", "from", "my", "your", "our", "is", "are", "was", "were", "um", "uh", "er", "erm", "like", "about", "maybe", "if", "that", "which", "who", "when", "then"]
-)
+_UNFINISHED = """
+a an the and or but so because for to of at on in with from my your our is are was were
+um uh er erm like about maybe if that which who when then
+"""
+UNFINISHED_ENDINGS: frozenset[str] = frozenset(_UNFINISHED.split())
 
 
 def _rms_db(frame: Pcm) -> float:
