@@ -389,7 +389,6 @@ class TurnEngine:
         )
         self._overlap = overlap
         utterance.overlap = overlap
-        utterance.verdict = "backchannel"  # until proven otherwise
         return [OverlapStart(onset, in_start_boundary=overlap.in_start_boundary)]
 
     def _utterance_words(self) -> int:
