@@ -1,0 +1,1 @@
+"""The gateway's HTTP server: one aiohttp application that edges add their routes to."""

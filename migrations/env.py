@@ -1,0 +1,50 @@
+"""Alembic environment for the metrics database.
+
+Driven from code (`gateway.metrics.schema.alembic_config`), so no alembic.ini is needed: the URL comes
+from `--db` / `GATEWAY_DB_URL` through the Config object. `render_as_batch` lets SQLite alter tables.
+"""
+
+from __future__ import annotations
+
+from alembic import context
+
+from gateway.metrics.database import create_db_engine
+from gateway.metrics.tables import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def run_migrations_offline() -> None:
+    context.configure(
+        url=config.get_main_option("sqlalchemy.url"),
+        target_metadata=target_metadata,
+        literal_binds=True,
+        render_as_batch=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    url = config.get_main_option("sqlalchemy.url")
+    assert url, "sqlalchemy.url is not set"
+    engine = create_db_engine(url)
+    try:
+        with engine.connect() as connection:
+            context.configure(
+                connection=connection,
+                target_metadata=target_metadata,
+                render_as_batch=connection.dialect.name == "sqlite",
+                compare_type=True,
+            )
+            with context.begin_transaction():
+                context.run_migrations()
+    finally:
+        engine.dispose()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()
