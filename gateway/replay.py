@@ -20,7 +20,9 @@ from gateway.audio.wav import read_wav
 from gateway.turns.detectors import BargeInDetector, EndOfTurnDetector, Pcm
 from gateway.turns.events import (
     REPLAY_TYPES,
+    EndOfTurn,
     Event,
+    Interruption,
     PausePlayout,
     ResumePlayout,
     StopPlayout,
@@ -32,6 +34,10 @@ from gateway.turns.silero import SileroModel
 from gateway.turns.vad import VadStream
 
 AGENT_HANGOVER = 0.3
+# Agent audio resuming after less silence than this, with no user turn or interruption in
+# between, continues the same agent turn (a pause between sentences): the start boundary is
+# not re-armed.
+AGENT_TURN_GAP = 1.0
 # A frame of the agent channel is audible above this RMS (about -60 dBFS): "digital silence"
 # in recordings is rarely exactly zero after μ-law round trips or dithering.
 AGENT_SILENCE_RMS = 32.0
@@ -49,6 +55,7 @@ class _AgentChannel:
     last_audible_end: float = 0.0
     held: str = ""  # "" | "paused" | "stopped": the engine silenced this utterance
     ended_while_paused: bool = False
+    turn_open: bool = False  # the last agent turn may still continue (no user turn since)
 
 
 @dataclass
@@ -135,8 +142,11 @@ def _agent_edges(pipeline: TurnPipeline, channel: _AgentChannel, audible: bool, 
                 # a resume would continue with.
                 channel.ended_while_paused = False
             else:
+                gap = t0 - channel.last_audible_end
+                new_turn = not (channel.turn_open and not channel.held and gap < AGENT_TURN_GAP)
                 channel.held = ""
-                out += pipeline.agent_speech_start()
+                channel.turn_open = True
+                out += pipeline.agent_speech_start(new_turn=new_turn)
         channel.last_audible_end = t0 + samples_per_frame(pipeline.sample_rate) / pipeline.sample_rate
         return out
     if channel.active and t0 - channel.last_audible_end >= AGENT_HANGOVER - 1e-9:
@@ -151,6 +161,8 @@ def _agent_edges(pipeline: TurnPipeline, channel: _AgentChannel, audible: bool, 
 def _apply_decisions(pipeline: TurnPipeline, channel: _AgentChannel, events: list[Event]) -> list[Event]:
     out: list[Event] = []
     for event in events:
+        if isinstance(event, EndOfTurn | Interruption):
+            channel.turn_open = False
         if isinstance(event, PausePlayout):
             channel.held = "paused"
         elif isinstance(event, StopPlayout):

@@ -207,14 +207,22 @@ class TurnEngine:
 
     # -- inputs ---------------------------------------------------------------------------------
 
-    def agent_speech_start(self, t: float) -> list[Event]:
+    def agent_speech_start(self, t: float, *, new_turn: bool = True) -> list[Event]:
+        """The agent became audible. `new_turn=False` continues the same agent turn after a pause
+        between sentences: the start boundary then still counts from the turn's first audio."""
         self._advance(t)
         self._transition("agent_speech_start")
-        self._agent_turn_start = t
-        self._backchannels = []
+        if new_turn or self._agent_turn_start is None:
+            self._agent_turn_start = t
+            self._backchannels = []
         out: list[Event] = [AgentSpeechStart(t)]
-        if self.user is UserState.SPEAKING and self._utterance is not None:
-            out += self._open_overlap(t, self._utterance)
+        utterance = self._utterance
+        if self.user is UserState.SPEAKING and utterance is not None:
+            if not new_turn and utterance.overlap is not None and utterance.verdict is None:
+                # The same caller utterance goes on over the agent's next sentence: one overlap.
+                self._overlap = utterance.overlap
+            else:
+                out += self._open_overlap(t, utterance)
         return out + self._check_vad_rule(t)
 
     def agent_speech_end(self, t: float, end: float | None = None) -> list[Event]:
@@ -226,10 +234,7 @@ class TurnEngine:
         out: list[Event] = [AgentSpeechEnd(end)]
         if self._overlap is not None:
             # The agent finished before a verdict: the caller simply has the floor now.
-            self._overlap = None
-            if self._utterance is not None:
-                self._utterance.verdict = None
-                self._utterance.overlap = None
+            self._overlap = None  # kept on the utterance in case the agent's turn goes on
         out += self._promote_boundary_backchannels(end)
         return out + self._fire_timers(t)
 

@@ -86,8 +86,8 @@ class TurnPipeline:
         """End of the audio processed so far, in seconds."""
         return self._t
 
-    def agent_speech_start(self) -> list[Event]:
-        return self.engine.agent_speech_start(self._t)
+    def agent_speech_start(self, *, new_turn: bool = True) -> list[Event]:
+        return self.engine.agent_speech_start(self._t, new_turn=new_turn)
 
     def agent_speech_end(self, end: float | None = None) -> list[Event]:
         return self.engine.agent_speech_end(self._t, end)

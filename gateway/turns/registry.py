@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from gateway.turns.detectors import BargeInDetector, EndOfTurnDetector
+from gateway.turns.detectors import BargeInDetector, DetectorError, EndOfTurnDetector
 from gateway.turns.heuristics import HeuristicBargeInDetector, HeuristicEndOfTurnDetector
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def _import(path: str) -> Callable[[], Any]:
 def _onnx(spec: tuple[str, str], required: bool) -> Any | None:
     try:
         return _import(":".join(spec))()
-    except (DetectorNotFound, FileNotFoundError, OSError) as exc:
+    except (DetectorNotFound, DetectorError, FileNotFoundError, OSError) as exc:
         if required:
             raise DetectorNotFound(f"the ONNX detector is not available: {exc}") from exc
         log.info("ONNX detector %s not available (%s); using the heuristic one", spec[1], exc)
