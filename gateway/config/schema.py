@@ -1,0 +1,487 @@
+"""Typed models of the operator's YAML: agent files and the gateway file.
+
+Names and defaults of `turn_handling` follow `gateway.turns.options` (LiveKit's
+TurnHandlingOptions); the defaults here are read from those dataclasses so the two cannot drift.
+Every model forbids unknown keys except `ProviderConfig`, whose extra keys belong to the backend
+named by `provider` (each backend validates them itself, see `ProviderConfig.options`).
+
+Validation messages say what is allowed ("must be between 0 and 1, got 1.5"); `gateway.config.loader`
+adds the file, line and key path.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import ipaddress
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from gateway.turns.options import (
+    BackchannelBoundary,
+    EndpointingOptions,
+    InterruptionOptions,
+    TurnHandlingOptions,
+    VadOptions,
+)
+
+_TH = TurnHandlingOptions()
+_EP = EndpointingOptions()
+_INT = InterruptionOptions()
+_VAD = VadOptions()
+
+
+def _not_bool(value: Any) -> Any:
+    # pydantic's lax mode turns true/false into 1/0 for numbers; an operator who wrote `true`
+    # for a duration made a mistake.
+    if isinstance(value, bool):
+        raise PydanticCustomError("number_type", "must be a number, got {got}", {"got": _show(value)})
+    return value
+
+
+def _show(value: Any) -> str:
+    """A value the way the operator wrote it in YAML."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_show(v) for v in value) + "]" if len(value) <= 4 else "a list"
+    return str(value)
+
+
+def cross_field_error(key: str | tuple[str | int, ...], message: str) -> PydanticCustomError:
+    """An error found by a model validator that belongs to one of the model's keys.
+
+    pydantic locates model-validator errors at the model itself; the loader appends `ctx.field`
+    to the location so the message lands on the key's own line.
+    """
+    path = (key,) if isinstance(key, str) else key
+    return PydanticCustomError("cross_field", message, {"field": path})
+
+
+Number = Annotated[float, BeforeValidator(_not_bool)]
+Integer = Annotated[int, BeforeValidator(_not_bool)]
+Seconds = Annotated[float, BeforeValidator(_not_bool), Field(ge=0)]
+PositiveSeconds = Annotated[float, BeforeValidator(_not_bool), Field(gt=0)]
+Probability = Annotated[float, BeforeValidator(_not_bool), Field(ge=0, le=1)]
+Port = Annotated[int, BeforeValidator(_not_bool), Field(ge=1, le=65535)]
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are errors, values are not coerced to str."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# turn_handling
+
+
+class EndpointingConfig(Section):
+    mode: Literal["fixed", "dynamic"] = _EP.mode
+    dynamic_alpha: Annotated[float, BeforeValidator(_not_bool), Field(gt=0, le=1)] = _EP.dynamic_alpha
+
+
+def _boundary(value: Any) -> Any:
+    """`[start, end]`, one number for both sides, or null (disabled) -> (start, end) | None."""
+    if value is None:
+        return None
+    if isinstance(value, list | tuple) and len(value) == 2:
+        start, end = value
+    elif isinstance(value, int | float | str) and not isinstance(value, bool):
+        start = end = value
+    else:
+        raise PydanticCustomError(
+            "boundary",
+            "must be [start, end] in seconds, one number for both sides, or null to disable, got {got}",
+            {"got": _show(value)},
+        )
+    out: list[float] = []
+    for side, v in (("start", start), ("end", end)):
+        try:
+            if isinstance(v, bool):
+                raise ValueError
+            seconds = float(v)
+        except (TypeError, ValueError):
+            raise PydanticCustomError(
+                "boundary", "{side} must be a number of seconds, got {got}", {"side": side, "got": _show(v)}
+            ) from None
+        if seconds < 0 or seconds != seconds:
+            raise PydanticCustomError(
+                "boundary", "{side} must be >= 0 seconds, got {got}", {"side": side, "got": _show(v)}
+            )
+        out.append(seconds)
+    return (out[0], out[1])
+
+
+_DEFAULT_BOUNDARY = (
+    None
+    if _INT.backchannel_boundary is None
+    else (_INT.backchannel_boundary.start, _INT.backchannel_boundary.end)
+)
+
+
+class InterruptionConfig(Section):
+    enabled: bool = _INT.enabled
+    mode: Literal["vad", "adaptive"] = _INT.mode
+    min_duration: Seconds = _INT.min_duration
+    min_words: Annotated[int, BeforeValidator(_not_bool), Field(ge=0)] = _INT.min_words
+    threshold: Probability = _INT.threshold
+    backchannel_boundary: Annotated[tuple[float, float] | None, BeforeValidator(_boundary)] = (
+        _DEFAULT_BOUNDARY
+    )
+    false_interruption_timeout: Seconds = _INT.false_interruption_timeout
+    resume_false_interruption: bool = _INT.resume_false_interruption
+    detector_timeout: PositiveSeconds = _INT.detector_timeout
+    detector_interval: PositiveSeconds = _INT.detector_interval
+    backchannel_lexicon: tuple[str, ...] = _INT.backchannel_lexicon
+
+    @field_validator("detector_interval")
+    @classmethod
+    def _interval(cls, v: float) -> float:
+        if v > 0.1:
+            raise PydanticCustomError(
+                "range",
+                "must be in (0, 0.1] s (the detector is asked at least every 100 ms), got {got}",
+                {"got": _show(v)},
+            )
+        return v
+
+    @field_validator("backchannel_lexicon")
+    @classmethod
+    def _lexicon(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        # The engine compares lower-case words with punctuation stripped.
+        return tuple(dict.fromkeys(w.strip().lower() for w in v if w.strip()))
+
+
+class VadConfig(Section):
+    activation_threshold: Probability = _VAD.activation_threshold
+    deactivation_threshold: Probability | None = _VAD.deactivation_threshold
+    min_speech_duration: Seconds = _VAD.min_speech_duration
+    min_silence_duration: Seconds = _VAD.min_silence_duration
+    prefix_padding_duration: Seconds = _VAD.prefix_padding_duration
+    sample_rate: Integer = _VAD.sample_rate
+
+    @field_validator("sample_rate")
+    @classmethod
+    def _rate(cls, v: int) -> int:
+        if v not in (8000, 16000):
+            raise PydanticCustomError("range", "must be 8000 or 16000 (Silero VAD), got {got}", {"got": v})
+        return v
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> VadConfig:
+        d = self.deactivation_threshold
+        if d is not None and d > self.activation_threshold:
+            raise cross_field_error(
+                "deactivation_threshold",
+                f"must be <= activation_threshold ({self.activation_threshold}), got {d}",
+            )
+        return self
+
+
+class TurnHandlingConfig(Section):
+    turn_detection: Literal["vad", "stt", "model"] = _TH.turn_detection
+    min_endpointing_delay: Seconds = _TH.min_endpointing_delay
+    max_endpointing_delay: Seconds = _TH.max_endpointing_delay
+    endpointing: EndpointingConfig = EndpointingConfig()
+    interruption: InterruptionConfig = InterruptionConfig()
+    vad: VadConfig = VadConfig()
+
+    @model_validator(mode="after")
+    def _delays(self) -> TurnHandlingConfig:
+        if self.min_endpointing_delay > self.max_endpointing_delay:
+            raise cross_field_error(
+                "max_endpointing_delay",
+                f"must be >= min_endpointing_delay ({self.min_endpointing_delay}), "
+                f"got {self.max_endpointing_delay}",
+            )
+        return self
+
+    def to_options(self) -> TurnHandlingOptions:
+        """The frozen dataclasses the TurnEngine takes."""
+        i = self.interruption
+        boundary = None if i.backchannel_boundary is None else BackchannelBoundary(*i.backchannel_boundary)
+        return TurnHandlingOptions(
+            turn_detection=self.turn_detection,
+            min_endpointing_delay=self.min_endpointing_delay,
+            max_endpointing_delay=self.max_endpointing_delay,
+            endpointing=EndpointingOptions(**self.endpointing.model_dump()),
+            interruption=InterruptionOptions(
+                enabled=i.enabled,
+                mode=i.mode,
+                min_duration=i.min_duration,
+                min_words=i.min_words,
+                threshold=i.threshold,
+                backchannel_boundary=boundary,
+                false_interruption_timeout=i.false_interruption_timeout,
+                resume_false_interruption=i.resume_false_interruption,
+                detector_timeout=i.detector_timeout,
+                detector_interval=i.detector_interval,
+                backchannel_lexicon=i.backchannel_lexicon,
+            ),
+            vad=VadOptions(**self.vad.model_dump()),
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# agent files
+
+
+class ProviderConfig(BaseModel):
+    """`{provider: NAME, ...}`: the backend's own keys are kept for it to validate."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    provider: str = Field(min_length=1)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The provider-specific keys (everything but `provider`)."""
+        return dict(self.model_extra or {})
+
+
+_TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class ToolConfig(Section):
+    """An HTTP webhook the LLM may call; `parameters` is the JSON schema of its arguments."""
+
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+    url: str
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
+    timeout: PositiveSeconds = 5.0
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _TOOL_NAME.match(v):
+            raise PydanticCustomError(
+                "tool_name",
+                "must be 1-64 letters, digits, '_' or '-' (LLM function names), got {got}",
+                {"got": _show(v)},
+            )
+        return v
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _method(cls, v: Any) -> Any:
+        return v.upper() if isinstance(v, str) else v
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", v):
+            raise PydanticCustomError(
+                "url", "must be an http:// or https:// URL, got {got}", {"got": _show(v)}
+            )
+        return v
+
+    @field_validator("parameters")
+    @classmethod
+    def _parameters(cls, v: dict[str, Any]) -> dict[str, Any]:
+        if v.get("type", "object") != "object":
+            raise PydanticCustomError(
+                "json_schema",
+                "must be a JSON schema of type 'object' (the tool's named arguments), got type {got}",
+                {"got": _show(v.get("type"))},
+            )
+        return v
+
+
+_AGENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
+
+
+class AgentConfig(Section):
+    """One agent file (`config/agents/*.yaml`)."""
+
+    agent: str
+    instructions: str = ""
+    greeting: str = ""
+    language: str = "en"
+    stt: ProviderConfig | None = None
+    llm: ProviderConfig | None = None
+    tts: ProviderConfig | None = None
+    turn_handling: TurnHandlingConfig = TurnHandlingConfig()
+    tools: list[ToolConfig] = Field(default_factory=list)
+    # Extension point: a free-form section for backends that need more than provider keys (for
+    # example the dialog policy of the `scripted` LLM). Its schema belongs to that backend, which
+    # validates it and reports errors through `LoadedAgent.source.error(("policy", ...), ...)`.
+    policy: dict[str, Any] | None = None
+
+    @field_validator("agent")
+    @classmethod
+    def _agent(cls, v: str) -> str:
+        if not _AGENT_NAME.match(v):
+            raise PydanticCustomError(
+                "agent_name",
+                "must be 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit "
+                "(it names the agent in routes and metrics), got {got}",
+                {"got": _show(v)},
+            )
+        return v
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, v: str) -> str:
+        if not _LANGUAGE.match(v):
+            raise PydanticCustomError(
+                "language", "must be a language tag such as 'en' or 'en-US', got {got}", {"got": _show(v)}
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _unique_tools(self) -> AgentConfig:
+        seen: set[str] = set()
+        for i, tool in enumerate(self.tools):
+            if tool.name in seen:
+                raise cross_field_error(("tools", i, "name"), f"duplicate tool name {tool.name!r}")
+            seen.add(tool.name)
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
+# the gateway file
+
+
+class DatabaseConfig(Section):
+    url: Annotated[str, Field(min_length=1)] = "sqlite:///gateway.db"
+    # Where metric events are spooled while the database is unreachable.
+    spool_dir: str = "spool"
+    # Seconds between batched writes of metric events.
+    batch_interval: PositiveSeconds = 1.0
+
+
+class HttpConfig(Section):
+    host: str = "127.0.0.1"
+    port: Port = 8080
+
+
+class SipAuthConfig(Section):
+    username: str = Field(min_length=1)
+    # SecretStr: never printed in logs or reprs; read it with `.get_secret_value()`.
+    password: SecretStr = Field(min_length=1)
+    realm: str | None = None
+
+
+class SipRateLimitConfig(Section):
+    """INVITEs per source address: a token bucket."""
+
+    invites_per_second: PositiveSeconds = 5.0
+    burst: Annotated[int, BeforeValidator(_not_bool), Field(ge=1)] = 10
+
+
+class SipTlsConfig(Section):
+    certificate: str
+    private_key: str
+    port: Port = 5061
+
+
+Transport = Literal["udp", "tcp", "tls"]
+Codec = Literal["PCMU", "PCMA", "G722"]
+DEFAULT_TRANSPORTS: tuple[Transport, ...] = ("udp", "tcp")
+DEFAULT_CODECS: tuple[Codec, ...] = ("PCMU", "PCMA", "G722")
+
+
+class SipConfig(Section):
+    host: str = "127.0.0.1"
+    port: Port = 5060
+    transports: list[Transport] = Field(default_factory=lambda: list(DEFAULT_TRANSPORTS), min_length=1)
+    # Preference order offered and accepted in SDP.
+    codecs: list[Codec] = Field(default_factory=lambda: list(DEFAULT_CODECS), min_length=1)
+    # pjsua2 worker processes behind the front; null: one per CPU core.
+    workers: Annotated[int, BeforeValidator(_not_bool), Field(ge=1)] | None = None
+    # The pjsua2-python wheel answers at most 4 calls per process.
+    calls_per_worker: Annotated[int, BeforeValidator(_not_bool), Field(ge=1, le=4)] = 4
+    # Calls in progress beyond which INVITEs get 503 with Retry-After; null: workers * calls_per_worker.
+    max_calls: Annotated[int, BeforeValidator(_not_bool), Field(ge=1)] | None = None
+    # Source addresses (CIDRs) allowed to send INVITEs; empty: any.
+    allow: list[str] = Field(default_factory=list)
+    auth: SipAuthConfig | None = None
+    rate_limit: SipRateLimitConfig | None = SipRateLimitConfig()
+    tls: SipTlsConfig | None = None
+
+    @field_validator("codecs", "transports")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        dup = [x for i, x in enumerate(v) if x in v[:i]]
+        if dup:
+            raise PydanticCustomError("duplicate", "lists {got} more than once", {"got": _show(dup[0])})
+        return v
+
+    @field_validator("allow")
+    @classmethod
+    def _cidrs(cls, v: list[str]) -> list[str]:
+        for item in v:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise PydanticCustomError(
+                    "cidr",
+                    "must list IP addresses or CIDR networks such as 203.0.113.0/24, got {got}",
+                    {"got": _show(item)},
+                ) from None
+        return v
+
+    @model_validator(mode="after")
+    def _tls(self) -> SipConfig:
+        if "tls" in self.transports and self.tls is None:
+            raise cross_field_error("transports", "'tls' needs a tls section (certificate and private_key)")
+        return self
+
+
+class RouteConfig(Section):
+    """`match` is the request URI's user part or called number; shell wildcards allowed (`+1555*`)."""
+
+    match: str = Field(min_length=1)
+    agent: str = Field(min_length=1)
+
+    def matches(self, user: str) -> bool:
+        return fnmatch.fnmatchcase(user.lower(), self.match.lower())
+
+
+class LimitsConfig(Section):
+    max_call_duration: PositiveSeconds = 3600.0
+    # Seconds without inbound RTP before a call is hung up.
+    rtp_timeout: PositiveSeconds = 30.0
+
+
+class GatewayConfig(Section):
+    """The gateway file (`config/gateway.yaml`): edges, database, routes and limits."""
+
+    database: DatabaseConfig = DatabaseConfig()
+    http: HttpConfig = HttpConfig()
+    sip: SipConfig = SipConfig()
+    routes: list[RouteConfig] = Field(default_factory=list)
+    # Agent file for calls that match no route; null: such calls are rejected (404).
+    default_agent: str | None = None
+    limits: LimitsConfig = LimitsConfig()
+
+    def agent_for(self, user: str) -> str | None:
+        """The agent file for a called user part / number: the first matching route, else the default."""
+        for route in self.routes:
+            if route.matches(user):
+                return route.agent
+        return self.default_agent
+
+
+ROOT_MODELS: dict[str, type[BaseModel]] = {"agent": AgentConfig, "gateway": GatewayConfig}
