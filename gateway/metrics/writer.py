@@ -37,7 +37,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -47,7 +47,6 @@ from gateway.metrics.spool import Spool
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 
 DEFAULT_BATCH_INTERVAL_S = 0.5
 
