@@ -117,6 +117,7 @@ class Replayer:
             events = pipeline.process_frame(caller_frame, heard)
             result.events += events
             result.events += _apply_decisions(pipeline, channel, events)
+        result.events += pipeline.finish()
         if channel.active and not channel.held:
             result.events += pipeline.agent_speech_end(channel.last_audible_end)
         result.bargein_requests = pipeline.bargein_cost.requests

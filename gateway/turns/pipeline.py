@@ -17,12 +17,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gateway.audio.frames import Framer
 from gateway.audio.resample import StreamResampler
 from gateway.turns.detectors import BargeInDetector, BargeInStream, EndOfTurnDetector, EndOfTurnStream, Pcm
+from gateway.turns.echo_gate import EchoGate
 from gateway.turns.engine import TurnEngine
 from gateway.turns.events import Event, Word
 from gateway.turns.options import TurnHandlingOptions
-from gateway.turns.vad import SpeechEnded, SpeechStarted, VadSegmenter, VadStream
+from gateway.turns.vad import SpeechEnded, SpeechStarted, VadChunk, VadSegmenter, VadStream
 
 FRAME_SECONDS = 0.02
 # How often the end-of-turn detector is asked again while silence grows.
@@ -60,14 +62,10 @@ class TurnPipeline:
         self.segmenter = VadSegmenter(options.vad)
         self.sample_rate = options.vad.sample_rate
         self._bargein: BargeInStream | None = bargein.open_stream() if bargein else None
-        bargein_rate = bargein.sample_rate if bargein else self.sample_rate
-        # A 16 kHz call feeding an 8 kHz model: one streaming resampler per channel.
-        self._to_bargein_rate: tuple[StreamResampler, StreamResampler] | None = None
-        if bargein_rate != self.sample_rate:
-            self._to_bargein_rate = (
-                StreamResampler(self.sample_rate, bargein_rate),
-                StreamResampler(self.sample_rate, bargein_rate),
-            )
+        self._bargein_feed = (
+            _RateAdapter(self.sample_rate, bargein.sample_rate) if bargein is not None else None
+        )
+        self.echo_gate = EchoGate()
         self._eot: EndOfTurnStream | None = end_of_turn.open_stream() if end_of_turn else None
         self._clock = clock
         self._t = 0.0
@@ -97,26 +95,29 @@ class TurnPipeline:
     ) -> list[Event]:
         return self.engine.transcript(self._t, words, final=final, end_of_utterance=end_of_utterance)
 
-    def process_frame(self, caller: Pcm, agent: Pcm | None = None) -> list[Event]:
-        """Feed one frame of caller audio (and the agent audio audible during it)."""
+    def process_frame(
+        self, caller: Pcm, agent: Pcm | None = None, vad_chunks: list[VadChunk] | None = None
+    ) -> list[Event]:
+        """Feed one frame of caller audio (and the agent audio audible during it).
+
+        `vad_chunks`: the VAD results for this frame when the caller ran VAD for many calls in one
+        batch (`VadBatch`, after `self.vad.feed(caller)`); by default the pipeline runs its own stream.
+        """
         out: list[Event] = []
         if self._pending_fallback:
             out += self.engine.bargein_failed(self._t, self._pending_fallback)
             self._pending_fallback = ""
         if agent is None:
             agent = np.zeros_like(caller)
-        if self._bargein is not None:
-            if self._to_bargein_rate is None:
-                self._bargein.push(caller, agent)
-            else:
-                caller_down = self._to_bargein_rate[0].process(caller)
-                agent_down = self._to_bargein_rate[1].process(agent)
-                n = min(len(caller_down), len(agent_down))
-                if n:
-                    self._bargein.push(caller_down[:n], agent_down[:n])
+        if self._bargein is not None and self._bargein_feed is not None:
+            for caller_frame, agent_frame in self._bargein_feed.push(caller, agent):
+                self._bargein.push(caller_frame, agent_frame)
         if self._eot is not None:
             self._eot.push(caller)
-        for chunk in self.vad.push(caller):
+        self.echo_gate.update(self._t + len(caller) / self.sample_rate, caller, agent)
+        for chunk in self.vad.push(caller) if vad_chunks is None else vad_chunks:
+            if chunk.probability > 0.0 and self.echo_gate.explains(chunk.start, chunk.end):
+                chunk = VadChunk(chunk.start, chunk.end, 0.0)
             for vad_event in self.segmenter.update(chunk):
                 if isinstance(vad_event, SpeechStarted):
                     out += self.engine.user_speech_start(vad_event.t, vad_event.onset)
@@ -129,6 +130,13 @@ class TurnPipeline:
         out += self._ask_bargein()
         out += self._ask_end_of_turn()
         return out
+
+    def finish(self) -> list[Event]:
+        """The audio ended: close the caller's open utterance where its voiced audio ended."""
+        if not self.segmenter.speaking:
+            return []
+        end = self.segmenter.last_voiced_end
+        return self.engine.user_speech_end(self._t, self._t if end is None else end)
 
     def _ask_bargein(self) -> list[Event]:
         engine, stream = self.engine, self._bargein
@@ -164,3 +172,22 @@ class TurnPipeline:
             return []
         self.eot_cost.add(self._clock() - started)
         return engine.eot_probability(self._t, probability)
+
+
+class _RateAdapter:
+    """Caller and agent audio at the call's rate -> exact 20 ms frame pairs at a detector's rate."""
+
+    def __init__(self, from_rate: int, to_rate: int) -> None:
+        self._resamplers = (
+            (StreamResampler(from_rate, to_rate), StreamResampler(from_rate, to_rate))
+            if from_rate != to_rate
+            else None
+        )
+        self._framers = (Framer(to_rate), Framer(to_rate))
+
+    def push(self, caller: Pcm, agent: Pcm) -> list[tuple[Pcm, Pcm]]:
+        if self._resamplers is None:
+            return [(caller, agent)]
+        caller_frames = self._framers[0].push(self._resamplers[0].process(caller))
+        agent_frames = self._framers[1].push(self._resamplers[1].process(agent))
+        return list(zip(caller_frames, agent_frames, strict=False))
