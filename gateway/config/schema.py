@@ -136,6 +136,19 @@ _DEFAULT_BOUNDARY = (
 )
 
 
+def _detector_name(value: Any) -> Any:
+    if isinstance(value, str) and (value in ("auto", "onnx", "heuristic") or ":" in value):
+        return value
+    raise PydanticCustomError(
+        "detector",
+        "must be auto, onnx, heuristic or a 'module:factory' import path, got {got}",
+        {"got": _show(value)},
+    )
+
+
+DetectorName = Annotated[str, BeforeValidator(_detector_name)]
+
+
 class InterruptionConfig(Section):
     enabled: bool = _INT.enabled
     mode: Literal["vad", "adaptive"] = _INT.mode
@@ -150,6 +163,7 @@ class InterruptionConfig(Section):
     detector_timeout: PositiveSeconds = _INT.detector_timeout
     detector_interval: PositiveSeconds = _INT.detector_interval
     backchannel_lexicon: tuple[str, ...] = _INT.backchannel_lexicon
+    detector: DetectorName = _INT.detector
 
     @field_validator("detector_interval")
     @classmethod
@@ -200,6 +214,7 @@ class TurnHandlingConfig(Section):
     min_endpointing_delay: Seconds = _TH.min_endpointing_delay
     max_endpointing_delay: Seconds = _TH.max_endpointing_delay
     endpointing: EndpointingConfig = EndpointingConfig()
+    turn_detector: DetectorName = _TH.turn_detector
     interruption: InterruptionConfig = InterruptionConfig()
     vad: VadConfig = VadConfig()
 
@@ -234,7 +249,9 @@ class TurnHandlingConfig(Section):
                 detector_timeout=i.detector_timeout,
                 detector_interval=i.detector_interval,
                 backchannel_lexicon=i.backchannel_lexicon,
+                detector=i.detector,
             ),
+            turn_detector=self.turn_detector,
             vad=VadOptions(**self.vad.model_dump()),
         )
 
