@@ -18,6 +18,7 @@ from gateway import __version__
 COMMAND_MODULES: tuple[str, ...] = (
     "gateway.config.cli",  # check-config
     "gateway.replay_cli",  # replay
+    "gateway.edges.sip.cli",  # serve, call
 )
 
 

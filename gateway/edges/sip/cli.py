@@ -1,0 +1,82 @@
+"""Command line: `gateway serve` (SIP front + workers + sessions) and `gateway call` (test caller)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    serve = sub.add_parser("serve", help="run the gateway's edges (SIP front, pjsua2 workers)")
+    serve.add_argument("--config", type=Path, default=None, help="gateway YAML (default: built-in)")
+    serve.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a key")
+    serve.add_argument("--sip-host", default=None, help="front address (sip.host)")
+    serve.add_argument("--sip-port", type=int, default=None, help="front port (sip.port)")
+    serve.add_argument("--workers", type=int, default=None, help="pjsua2 worker processes (sip.workers)")
+    serve.add_argument("--max-calls", type=int, default=None, help="calls in progress (sip.max_calls)")
+    serve.add_argument("--ring-delay", type=float, default=0.0, help="seconds of ringing before 200 OK")
+    serve.add_argument("--drain-timeout", type=float, default=30.0, help="seconds calls may finish on stop")
+    serve.add_argument("--run-dir", type=Path, default=None, help="generated configs, sockets and logs")
+    serve.add_argument(
+        "--session",
+        default=None,
+        help="session coroutine as package.module:function (default: the built-in greeting/echo demo)",
+    )
+    serve.set_defaults(func=_serve)
+
+    call = sub.add_parser("call", help="place a test call: play a WAV, record what the agent says")
+    call.add_argument("--to", required=True, help="e.g. sip:dental@127.0.0.1:5060")
+    call.add_argument("--play", type=Path, default=None, help="caller audio (WAV)")
+    call.add_argument("--record", type=Path, default=None, help="where to write the agent's audio (WAV)")
+    call.add_argument("--duration", type=float, default=None, help="seconds before hanging up")
+    call.add_argument("--codec", action="append", default=None, help="PCMU | PCMA | G722 (repeatable)")
+    call.add_argument("--transport", choices=["udp", "tcp"], default="udp")
+    call.add_argument("--dtmf", default="", help="digits to send (RFC 4733) after --dtmf-at seconds")
+    call.add_argument("--dtmf-at", type=float, default=0.5)
+    call.set_defaults(func=_call)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from gateway.config.loader import load_gateway_config
+    from gateway.edges.sip.serve import SERVICE_BUILDERS, Service, run_services
+    from gateway.edges.sip.service import DEFAULT_SESSION, SipService, load_session_factory, plan_from_config
+
+    overrides = list(args.set)
+    if args.sip_host is not None:
+        overrides.append(f"sip.host={args.sip_host}")
+    if args.sip_port is not None:
+        overrides.append(f"sip.port={args.sip_port}")
+    cfg = load_gateway_config(args.config, overrides).config
+    plan = plan_from_config(cfg, workers=args.workers, max_calls=args.max_calls)
+    plan.ring_delay = args.ring_delay
+    plan.run_dir = args.run_dir
+    services: list[Service] = [SipService(plan, load_session_factory(args.session or DEFAULT_SESSION))]
+    for build in SERVICE_BUILDERS:
+        service = build(args, cfg)
+        if service is not None:
+            services.append(service)
+    return asyncio.run(run_services(services, args.drain_timeout))
+
+
+def _call(args: argparse.Namespace) -> int:
+    from gateway.edges.sip.caller import CallOptions, place_call
+
+    opts = CallOptions(
+        to=args.to,
+        play=args.play,
+        record=args.record,
+        duration=args.duration,
+        codecs=args.codec or ["PCMU", "PCMA", "G722"],
+        transport=args.transport,
+        dtmf=args.dtmf,
+        dtmf_at=args.dtmf_at,
+    )
+    result = place_call(opts)
+    json.dump(dataclasses.asdict(result), sys.stdout)
+    sys.stdout.write("\n")
+    return 0 if result.answered else 1

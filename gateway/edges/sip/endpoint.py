@@ -1,0 +1,115 @@
+"""Building a pjsua2 Endpoint the way the gateway needs it (workers and the test caller share this).
+
+- `threadCnt = 0`: SIP events are handled in whichever thread calls `libHandleEvents` (our main
+  thread), so every pjsua2 API call happens on one thread; only media callbacks run elsewhere.
+- null sound device: the conference bridge is clocked without any audio hardware.
+- codecs: everything disabled except the configured ones, in the configured order (pjsua2's own
+  default would pick speex/16000 first).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pjsua2 as pj
+
+log = logging.getLogger(__name__)
+
+# Names as operators write them -> pjsua2 codec ids.
+CODEC_IDS = {
+    "PCMU": "PCMU/8000/1",
+    "PCMA": "PCMA/8000/1",
+    "G722": "G722/16000/1",
+}
+DEFAULT_CODECS = ("PCMU", "PCMA", "G722")
+
+
+@dataclass
+class EndpointOptions:
+    host: str = "127.0.0.1"
+    sip_port: int = 0  # 0: let the OS choose
+    rtp_port: int = 0  # first RTP port tried (pjsua steps by 2 on collisions)
+    public_address: str = ""  # address written into SDP/Contact when listening on 0.0.0.0
+    codecs: Sequence[str] = DEFAULT_CODECS
+    tcp: bool = True
+    max_calls: int = 4
+    log_level: int = 1
+    user_agent: str = "voice-gateway"
+    clock_rate: int = 16000
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def codec_priorities(available: Sequence[str], wanted: Sequence[str]) -> dict[str, int]:
+    """Priority per available codec id: wanted ones 255, 254, … in order, all others 0 (disabled)."""
+    ids = []
+    for name in wanted:
+        key = name.upper().replace("/", "")
+        codec_id = CODEC_IDS.get(key)
+        if codec_id is None:
+            raise ValueError(f"unsupported codec {name!r}; choose from {', '.join(CODEC_IDS)}")
+        ids.append(codec_id)
+    prio = dict.fromkeys(available, 0)
+    for i, codec_id in enumerate(ids):
+        if codec_id in prio:
+            prio[codec_id] = 255 - i
+    return prio
+
+
+def create_endpoint(opts: EndpointOptions) -> tuple[pj.Endpoint, int]:
+    """Create, configure and start an endpoint; returns it and the bound SIP port."""
+    ep = pj.Endpoint()
+    ep.libCreate()
+    cfg = pj.EpConfig()
+    cfg.uaConfig.threadCnt = 0
+    cfg.uaConfig.mainThreadOnly = False
+    cfg.uaConfig.maxCalls = opts.max_calls
+    cfg.uaConfig.userAgent = opts.user_agent
+    cfg.logConfig.level = opts.log_level
+    cfg.logConfig.consoleLevel = opts.log_level
+    cfg.medConfig.clockRate = opts.clock_rate
+    cfg.medConfig.sndClockRate = opts.clock_rate
+    cfg.medConfig.channelCount = 1
+    cfg.medConfig.audioFramePtime = 20
+    cfg.medConfig.ptime = 20
+    cfg.medConfig.noVad = True  # keep sending RTP during agent silence; callers' NATs like it
+    cfg.medConfig.ecTailLen = 0  # no echo canceller: the far end is a phone network, not a speaker
+    cfg.medConfig.threadCnt = 1
+    ep.libInit(cfg)
+    ep.audDevManager().setNullDev()
+
+    tcfg = pj.TransportConfig()
+    tcfg.port = opts.sip_port
+    tcfg.boundAddress = opts.host
+    if opts.public_address:
+        tcfg.publicAddress = opts.public_address
+    udp_id = ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
+    port = ep.transportGetInfo(udp_id).localName.rsplit(":", 1)[1]
+    if opts.tcp:
+        tcp_cfg = pj.TransportConfig()
+        tcp_cfg.port = int(port)
+        tcp_cfg.boundAddress = opts.host
+        if opts.public_address:
+            tcp_cfg.publicAddress = opts.public_address
+        ep.transportCreate(pj.PJSIP_TRANSPORT_TCP, tcp_cfg)
+    ep.libStart()
+
+    available = [c.codecId for c in ep.codecEnum2()]
+    for codec_id, prio in codec_priorities(available, opts.codecs).items():
+        ep.codecSetPriority(codec_id, prio)
+    log.info("pjsua2 %s on %s:%s, codecs %s", ep.libVersion().full, opts.host, port, list(opts.codecs))
+    return ep, int(port)
+
+
+def account_config(opts: EndpointOptions, sip_port: int, user: str = "gateway") -> pj.AccountConfig:
+    """A local account (no registration) that receives calls on the endpoint's transports."""
+    acfg = pj.AccountConfig()
+    host = opts.public_address or opts.host
+    acfg.idUri = f"sip:{user}@{host}:{sip_port}"
+    acfg.mediaConfig.transportConfig.boundAddress = opts.host
+    acfg.mediaConfig.transportConfig.port = opts.rtp_port
+    acfg.mediaConfig.transportConfig.portRange = 1000
+    if opts.public_address:
+        acfg.mediaConfig.transportConfig.publicAddress = opts.public_address
+    return acfg

@@ -1,0 +1,232 @@
+"""The session host: the asyncio side of the SIP edge, inside `gateway serve`.
+
+Workers connect to its Unix socket (wire.py). For each call a worker announces, the host builds a
+`SipCallTransport` and runs the session factory on it as an asyncio task, so every SIP call's
+session lives in this one process (where VAD/barge-in inference can be batched across calls) and
+the pjsua2 workers stay thin media bridges.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from gateway.edges.sip import wire
+from gateway.edges.transport import CallEnded, CallInfo, CallTransport, Dtmf, InboundFrame, TransportEvent
+
+log = logging.getLogger(__name__)
+
+SessionFactory = Callable[[CallTransport], Awaitable[None]]
+FRAME_SECONDS = 0.02
+
+
+class SipCallTransport:
+    """One SIP call as a `CallTransport`; frames come from the worker over the link."""
+
+    def __init__(self, info: CallInfo, link: WorkerLink, slot: int, max_queued_frames: int = 250) -> None:
+        self.info = info
+        self._link = link
+        self._slot = slot
+        self._events: deque[TransportEvent] = deque()
+        self._max_frames = max_queued_frames
+        self._queued_frames = 0
+        self._wake = asyncio.Event()
+        self.ended = asyncio.Event()
+        self.end_reason = ""
+        self.frames_dropped = 0  # here, when the session falls behind
+        self.worker_frames_dropped = 0  # in the worker, when this process fell behind
+        self.dtmf: list[Dtmf] = []
+
+    # -- fed by the host ---------------------------------------------------------------------
+    def _push(self, event: TransportEvent) -> None:
+        if isinstance(event, InboundFrame):
+            if self._queued_frames >= self._max_frames:
+                for i, old in enumerate(self._events):
+                    if isinstance(old, InboundFrame):
+                        del self._events[i]
+                        self._queued_frames -= 1
+                        self.frames_dropped += 1
+                        break
+            self._queued_frames += 1
+        self._events.append(event)
+        self._wake.set()
+
+    def _finish(self, reason: str, worker_dropped: int = 0) -> None:
+        if self.ended.is_set():
+            return
+        self.end_reason = reason
+        self.worker_frames_dropped = worker_dropped
+        self._push(CallEnded(reason))
+        self.ended.set()
+
+    # -- CallTransport -----------------------------------------------------------------------
+    async def events(self) -> AsyncIterator[TransportEvent]:
+        while True:
+            while not self._events:
+                self._wake.clear()
+                await self._wake.wait()
+            event = self._events.popleft()
+            if isinstance(event, InboundFrame):
+                self._queued_frames -= 1
+            yield event
+            if isinstance(event, CallEnded):
+                return
+
+    def play(self, pcm: npt.NDArray[np.int16]) -> None:
+        if not self.ended.is_set():
+            self._link.send(wire.pack(wire.Kind.PLAY, self._slot, np.asarray(pcm, "<i2").tobytes()))
+
+    def clear(self) -> None:
+        if not self.ended.is_set():
+            self._link.send(wire.pack(wire.Kind.CLEAR, self._slot))
+
+    def pause(self) -> None:
+        if not self.ended.is_set():
+            self._link.send(wire.pack(wire.Kind.PAUSE, self._slot))
+
+    def resume(self) -> None:
+        if not self.ended.is_set():
+            self._link.send(wire.pack(wire.Kind.RESUME, self._slot))
+
+    async def hangup(self, reason: str = "agent_hangup") -> None:
+        if not self.ended.is_set():
+            self._link.send(wire.pack_json(wire.Kind.HANGUP, self._slot, {"reason": reason}))
+            await self.ended.wait()
+
+
+@dataclass
+class WorkerLink:
+    """The host's view of one connected worker."""
+
+    writer: asyncio.StreamWriter
+    index: int = -1
+    pid: int = 0
+    sip_port: int = 0
+    fast_read: bool = False
+    stats: dict[str, Any] = field(default_factory=dict)
+    last_seen: float = field(default_factory=time.monotonic)
+    calls: dict[int, SipCallTransport] = field(default_factory=dict)
+
+    def send(self, data: bytes) -> None:
+        if not self.writer.is_closing():
+            self.writer.write(data)
+
+    def drain(self, timeout: float) -> None:
+        self.send(wire.pack_json(wire.Kind.DRAIN, 0, {"timeout": timeout}))
+
+
+class SessionHost:
+    def __init__(self, socket_path: str, session_factory: SessionFactory) -> None:
+        self.socket_path = socket_path
+        self.session_factory = session_factory
+        self.workers: dict[int, WorkerLink] = {}
+        self.sessions: set[asyncio.Task[None]] = set()
+        self.calls_started = 0
+        self.calls_ended: dict[str, int] = {}
+        self._server: asyncio.AbstractServer | None = None
+        self.worker_connected = asyncio.Condition()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_unix_server(self._serve_worker, path=self.socket_path)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for link in list(self.workers.values()):
+            link.writer.close()
+        if self.sessions:
+            await asyncio.wait(self.sessions, timeout=5)
+
+    @property
+    def active_calls(self) -> int:
+        return sum(len(w.calls) for w in self.workers.values())
+
+    async def _serve_worker(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        link = WorkerLink(writer=writer)
+        try:
+            while True:
+                header = await reader.readexactly(wire.HEADER.size)
+                n, kind, slot = wire.unpack_header(header)
+                payload = await reader.readexactly(n) if n else b""
+                link.last_seen = time.monotonic()
+                await self._handle(link, kind, slot, payload)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        except Exception:
+            log.exception("worker %d link failed", link.index)
+        finally:
+            for transport in list(link.calls.values()):
+                transport._finish("error")
+            link.calls.clear()
+            if self.workers.get(link.index) is link:
+                del self.workers[link.index]
+            writer.close()
+            log.info("worker %d disconnected", link.index)
+
+    async def _handle(self, link: WorkerLink, kind: wire.Kind, slot: int, payload: bytes) -> None:
+        if kind == wire.Kind.FRAME:
+            transport = link.calls.get(slot)
+            if transport is not None:
+                seq, pcm = wire.unpack_frame(payload)
+                transport._push(InboundFrame(seq * FRAME_SECONDS, np.frombuffer(pcm, "<i2")))
+            return
+        body = wire.load_json(payload)
+        if kind == wire.Kind.HELLO:
+            link.index = int(body["worker"])
+            link.pid = int(body.get("pid", 0))
+            link.sip_port = int(body.get("sip_port", 0))
+            link.fast_read = bool(body.get("fast_read"))
+            self.workers[link.index] = link
+            async with self.worker_connected:
+                self.worker_connected.notify_all()
+        elif kind == wire.Kind.STATS:
+            link.stats = body
+        elif kind == wire.Kind.CALL_START:
+            info = CallInfo(
+                call_id=str(body["call_id"]),
+                edge="sip",
+                agent=str(body["agent"]),
+                caller=str(body.get("caller", "")),
+                callee=str(body.get("callee", "")),
+                codec=str(body.get("codec", "")),
+                sample_rate=int(body.get("sample_rate", 8000)),
+                extra={"worker": str(link.index)},
+            )
+            transport = SipCallTransport(info, link, slot)
+            link.calls[slot] = transport
+            self.calls_started += 1
+            task = asyncio.create_task(self._run_session(transport), name=f"session {info.call_id}")
+            self.sessions.add(task)
+            task.add_done_callback(self.sessions.discard)
+        elif kind == wire.Kind.DTMF:
+            transport = link.calls.get(slot)
+            if transport is not None:
+                dtmf = Dtmf(int(body.get("seq", 0)) * FRAME_SECONDS, str(body["digit"]))
+                transport.dtmf.append(dtmf)
+                transport._push(dtmf)
+        elif kind == wire.Kind.CALL_END:
+            transport = link.calls.pop(slot, None)
+            if transport is not None:
+                reason = str(body.get("reason", "error"))
+                self.calls_ended[reason] = self.calls_ended.get(reason, 0) + 1
+                transport._finish(reason, int(body.get("frames_dropped", 0)))
+
+    async def _run_session(self, transport: SipCallTransport) -> None:
+        try:
+            await self.session_factory(transport)
+        except Exception:
+            log.exception("session for call %s failed", transport.info.call_id)
+        finally:
+            # A session that returns while the call is up means the agent is done: hang up.
+            if not transport.ended.is_set():
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(transport.hangup("agent_hangup"), timeout=5)

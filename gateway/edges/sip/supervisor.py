@@ -1,0 +1,165 @@
+"""The worker supervisor: spawn pjsua2 worker processes, watch their health, restart, drain.
+
+Each worker runs in its own process group (so a kill takes its threads and children with it), on
+a fixed loopback SIP port (the front's dispatcher list names these ports, so a restarted worker
+comes back where the front expects it). Health: a worker must send a STATS heartbeat over its
+link at least every `heartbeat_timeout` seconds, or it is killed and restarted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gateway.edges.sip.host import SessionHost
+from gateway.edges.sip.procs import die_with_parent
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerSpec:
+    index: int
+    sip_port: int
+    args: list[str] = field(default_factory=list)  # extra worker arguments (codecs, routes, limits)
+
+
+@dataclass
+class WorkerProcess:
+    spec: WorkerSpec
+    proc: asyncio.subprocess.Process | None = None
+    restarts: int = 0
+    started_at: float = 0.0
+
+
+class Supervisor:
+    def __init__(
+        self,
+        specs: Sequence[WorkerSpec],
+        host: SessionHost,
+        run_dir: Path,
+        start_timeout: float = 20.0,
+        heartbeat_timeout: float = 5.0,
+    ) -> None:
+        self.workers = [WorkerProcess(spec) for spec in specs]
+        self.host = host
+        self.run_dir = run_dir
+        self.start_timeout = start_timeout
+        self.heartbeat_timeout = heartbeat_timeout
+        self.stopping = False
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def command(self, spec: WorkerSpec) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "gateway.edges.sip.worker",
+            "--index",
+            str(spec.index),
+            "--sip-port",
+            str(spec.sip_port),
+            "--rtp-port",
+            str(20000 + (spec.sip_port % 400) * 100),
+            "--control",
+            self.host.socket_path,
+            *spec.args,
+        ]
+
+    async def _spawn(self, wp: WorkerProcess) -> None:
+        log_path = self.run_dir / f"worker{wp.spec.index}.log"
+        with open(log_path, "ab") as log_file:
+            wp.proc = await asyncio.create_subprocess_exec(
+                *self.command(wp.spec),
+                stdout=asyncio.subprocess.PIPE,
+                stderr=log_file,
+                preexec_fn=die_with_parent,
+            )
+        wp.started_at = time.monotonic()
+        assert wp.proc.stdout is not None
+        try:
+            line = await asyncio.wait_for(wp.proc.stdout.readline(), self.start_timeout)
+        except TimeoutError:
+            line = b""
+        if not line.startswith(b"READY"):
+            self._kill(wp)
+            raise RuntimeError(f"worker {wp.spec.index} did not start; see {log_path}")
+        log.info("worker %d ready on port %d (pid %d)", wp.spec.index, wp.spec.sip_port, wp.proc.pid)
+
+    async def start(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        await asyncio.gather(*(self._spawn(wp) for wp in self.workers))
+        self._tasks = [asyncio.create_task(self._watch(wp)) for wp in self.workers]
+        self._tasks.append(asyncio.create_task(self._health()))
+
+    async def _watch(self, wp: WorkerProcess) -> None:
+        backoff = 0.5
+        while not self.stopping:
+            assert wp.proc is not None
+            code = await wp.proc.wait()
+            if self.stopping:
+                return
+            log.error("worker %d exited with %s; restarting", wp.spec.index, code)
+            # Its link is gone too: the host ends that worker's calls with reason "error".
+            if time.monotonic() - wp.started_at > 30:
+                backoff = 0.5
+            await asyncio.sleep(backoff)  # restart back-off, not synchronisation
+            backoff = min(backoff * 2, 10.0)
+            try:
+                await self._spawn(wp)
+                wp.restarts += 1
+            except RuntimeError:
+                log.exception("restart of worker %d failed", wp.spec.index)
+
+    async def _health(self) -> None:
+        while not self.stopping:
+            await asyncio.sleep(1.0)  # periodic check
+            now = time.monotonic()
+            for wp in self.workers:
+                if wp.proc is None or wp.proc.returncode is not None:
+                    continue
+                link = self.host.workers.get(wp.spec.index)
+                seen = link.last_seen if link is not None else wp.started_at
+                if now - max(seen, wp.started_at) > self.heartbeat_timeout:
+                    log.error("worker %d missed its heartbeat; killing it", wp.spec.index)
+                    self._kill(wp)
+
+    def _kill(self, wp: WorkerProcess, sig: int = signal.SIGKILL) -> None:
+        if wp.proc is not None and wp.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(wp.proc.pid, sig)
+
+    def kill_worker(self, index: int) -> None:
+        """Kill one worker outright (tests, operators): the supervisor restarts it."""
+        self._kill(self.workers[index])
+
+    async def drain(self, timeout: float) -> None:
+        """New calls get 503; calls in progress may finish within `timeout`; then workers exit."""
+        self.stopping = True
+        for link in list(self.host.workers.values()):
+            link.drain(timeout)
+        await self._wait_all(timeout + 3.0)
+
+    async def stop(self) -> None:
+        self.stopping = True
+        for wp in self.workers:
+            self._kill(wp, signal.SIGINT)
+        await self._wait_all(3.0)
+        for wp in self.workers:
+            self._kill(wp)
+        await self._wait_all(2.0)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _wait_all(self, timeout: float) -> None:
+        procs = [wp.proc for wp in self.workers if wp.proc is not None and wp.proc.returncode is None]
+        if procs:
+            await asyncio.wait([asyncio.create_task(p.wait()) for p in procs], timeout=timeout)

@@ -1,0 +1,195 @@
+"""Helpers for the SIP edge tests: a recording test session, `gateway serve` and sipp processes.
+
+The session runs inside the `gateway serve` process (started with
+`--session tests.sip_fixtures:recording_session`), so it reports through files: at the end of each
+call it writes `<SIP_TEST_OUT>/<call-id>.json` with per-frame energy and dominant frequency, DTMF
+and the end reason. Behaviour is chosen with environment variables:
+
+- SIP_TEST_GREETING=FREQ:SECONDS   tone played on answer (default 1000 Hz for 0.6 s)
+- SIP_TEST_HANGUP_AFTER=SECONDS    the agent hangs up at this call time
+- SIP_TEST_CLEAR_ON_SPEECH=1       clear() the playout as soon as caller energy appears
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SCENARIOS = REPO / "sip" / "scenarios"
+SPEECH_RMS = 1000.0
+
+
+# -- the session (runs inside `gateway serve`) ----------------------------------------------------
+def frame_features(pcm: np.ndarray, rate: int) -> tuple[float, float]:
+    x = pcm.astype(np.float64)
+    rms = float(np.sqrt(np.mean(x * x))) if len(x) else 0.0
+    if rms < 1.0:
+        return rms, 0.0
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x)), n=4 * len(x)))
+    freq = float(np.argmax(spectrum) * rate / (4 * len(x)))
+    return rms, freq
+
+
+def tone(rate: int, seconds: float, freq: float, level: float = 0.3) -> np.ndarray:
+    t = np.arange(int(rate * seconds)) / rate
+    return (np.sin(2 * np.pi * freq * t) * level * 32767).astype(np.int16)
+
+
+async def recording_session(transport: Any) -> None:
+    from gateway.edges.transport import CallEnded, Dtmf, InboundFrame
+
+    out_dir = Path(os.environ.get("SIP_TEST_OUT", "."))
+    rate = transport.info.sample_rate
+    freq, seconds = (float(v) for v in os.environ.get("SIP_TEST_GREETING", "1000:0.6").split(":"))
+    hangup_after = float(os.environ.get("SIP_TEST_HANGUP_AFTER", "0") or 0)
+    clear_on_speech = os.environ.get("SIP_TEST_CLEAR_ON_SPEECH") == "1"
+    if seconds > 0:
+        transport.play(tone(rate, seconds, freq))
+    frames: list[list[float]] = []
+    dtmf: list[list[Any]] = []
+    cleared_at: float | None = None
+    reason = ""
+    async for event in transport.events():
+        if isinstance(event, InboundFrame):
+            rms, f = frame_features(event.pcm, rate)
+            frames.append([round(event.t, 3), round(rms, 1), round(f, 1)])
+            if clear_on_speech and cleared_at is None and rms > SPEECH_RMS:
+                transport.clear()
+                cleared_at = event.t
+            if hangup_after and event.t >= hangup_after:
+                hangup_after = 0
+                await transport.hangup("agent_hangup")
+        elif isinstance(event, Dtmf):
+            dtmf.append([round(event.t, 3), event.digit])
+        elif isinstance(event, CallEnded):
+            reason = event.reason
+    info = transport.info
+    result = {
+        "call_id": info.call_id,
+        "agent": info.agent,
+        "codec": info.codec,
+        "sample_rate": rate,
+        "reason": reason,
+        "frames": frames,
+        "dtmf": dtmf,
+        "cleared_at": cleared_at,
+        "worker_frames_dropped": getattr(transport, "worker_frames_dropped", 0),
+        "frames_dropped": getattr(transport, "frames_dropped", 0),
+    }
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", info.call_id)
+    tmp = out_dir / f".{safe}.tmp"
+    tmp.write_text(json.dumps(result))
+    tmp.rename(out_dir / f"{safe}.json")
+
+
+# -- processes ------------------------------------------------------------------------------------
+def kill_group(proc: subprocess.Popen[Any], timeout: float = 8.0) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of the group (workers, kamailio)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(5)
+
+
+@dataclass
+class Gateway:
+    proc: subprocess.Popen[Any]
+    port: int
+    out_dir: Path
+    run_dir: Path
+
+    def results(self, n: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """The first `n` call reports, waiting for sessions in the other process to write them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            files = sorted(self.out_dir.glob("*.json"), key=lambda p: p.stat().st_mtime)
+            if len(files) >= n or time.monotonic() > deadline:
+                return [json.loads(p.read_text()) for p in files]
+            time.sleep(0.05)  # results come from another process: poll with a deadline
+
+    def log(self, name: str) -> str:
+        path = self.run_dir / name
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+@contextlib.contextmanager
+def gateway_serve(
+    tmp: Path, *args: str, env: dict[str, str] | None = None, workers: int = 1
+) -> Iterator[Gateway]:
+    from gateway.edges.sip.ports import free_port
+
+    port = free_port()
+    out_dir = tmp / "sessions"
+    run_dir = tmp / "run"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    full_env = {**os.environ, "SIP_TEST_OUT": str(out_dir), **(env or {})}
+    cmd = [
+        sys.executable, "-m", "gateway", "-v", "serve",
+        "--sip-port", str(port), "--workers", str(workers), "--run-dir", str(run_dir),
+        "--session", "tests.sip_fixtures:recording_session", "--drain-timeout", "3",
+        "--set", "sip.rate_limit=null", *args,
+    ]  # fmt: skip
+    stderr = open(tmp / "serve.err", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=full_env, stdout=subprocess.PIPE, stderr=stderr, start_new_session=True
+    )
+    stderr.close()
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().decode()  # "SERVING sip" once the front answers
+        if not line.startswith("SERVING"):
+            raise RuntimeError("gateway serve did not start:\n" + (tmp / "serve.err").read_text()[-3000:])
+        yield Gateway(proc, port, out_dir, run_dir)
+    finally:
+        kill_group(proc)
+
+
+def run_sipp(
+    cwd: Path, port: int, scenario: str, *args: str, timeout: float = 30.0
+) -> subprocess.CompletedProcess[str]:
+    """Run sipp (one call unless told otherwise) against 127.0.0.1:port; cwd holds caller.pcap."""
+    cmd = [
+        "sipp", "-sf", str(SCENARIOS / scenario), "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", "0",
+        "-nostdin", "-trace_err", "-error_file", str(cwd / "sipp_errors.log"), *args, f"127.0.0.1:{port}",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_group(proc)
+        out = ""
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, "")
+
+
+def caller_wav(path: Path, rate: int = 8000) -> np.ndarray:
+    """3 s: silence, a 600 Hz 'speech' burst from 1.0 to 2.0 s, silence."""
+    from gateway.audio.wav import write_wav
+
+    x = np.zeros(3 * rate, np.int16)
+    x[rate : 2 * rate] = tone(rate, 1.0, 600.0, level=0.35)
+    write_wav(path, x, rate)
+    return x
+
+
+def energetic(frames: list[list[float]], freq: float, tol: float = 60.0) -> list[float]:
+    """Times of frames with speech-level energy at about `freq` Hz."""
+    return [t for t, rms, f in frames if rms > SPEECH_RMS and abs(f - freq) <= tol]
