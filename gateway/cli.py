@@ -18,7 +18,9 @@ from gateway import __version__
 COMMAND_MODULES: tuple[str, ...] = (
     "gateway.config.cli",  # check-config
     "gateway.replay_cli",  # replay
+    "gateway.eval_bargein",  # eval-bargein
     "gateway.edges.sip.cli",  # serve, call
+    "gateway.metrics.cli",  # db, calls, report
 )
 
 
