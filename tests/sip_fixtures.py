@@ -193,3 +193,33 @@ def caller_wav(path: Path, rate: int = 8000) -> np.ndarray:
 def energetic(frames: list[list[float]], freq: float, tol: float = 60.0) -> list[float]:
     """Times of frames with speech-level energy at about `freq` Hz."""
     return [t for t, rms, f in frames if rms > SPEECH_RMS and abs(f - freq) <= tol]
+
+
+def gateway_call(*args: str, timeout: float = 30.0) -> dict[str, Any]:
+    """Run `gateway call ...` (pjsua2 in its own process) and return its JSON summary."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "call", *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_group(proc)
+        raise
+    lines = [line for line in out.splitlines() if line.startswith("{")]
+    assert lines, f"gateway call printed no summary (rc {proc.returncode}):\n{err[-2000:]}"
+    return dict(json.loads(lines[-1]))
+
+
+def wav_activity(path: Path) -> list[tuple[float, float, float]]:
+    """(t, rms, dominant Hz) per 20 ms frame of a mono WAV."""
+    from gateway.audio.wav import read_wav
+
+    audio = read_wav(path)
+    x, rate = audio.pcm[:, 0], audio.rate
+    n = rate // 50
+    return [(i * 0.02, *frame_features(x[i * n : (i + 1) * n], rate)) for i in range(len(x) // n)]
