@@ -165,11 +165,12 @@ class CallRecorder:
 
     def on_event(self, event: Event) -> None:
         self._require_started()
-        if self._metrics:
-            self._metrics.observe(event)
         if isinstance(event, Interruption):
             self._interruption_row(event, None, None)
-        elif isinstance(event, Backchannel):
+            return
+        if self._metrics:
+            self._metrics.observe(event)
+        if isinstance(event, Backchannel):
             self._event_row(
                 event,
                 kind="backchannel",
