@@ -1,0 +1,355 @@
+"""CallSession: one call, from transport frames to the agent's voice and back.
+
+Data path per inbound 20 ms frame (the call's clock):
+
+1. take the next 20 ms of agent audio from the Playout and send it to the transport (so the
+   playout position is exactly what left for the caller, frame by frame);
+2. tell the TurnPipeline when agent audio starts/stops being audible, then feed it the caller frame
+   with the agent frame beside it (VAD, barge-in and end-of-turn detectors, TurnEngine);
+3. feed the same caller frame to the STT stream;
+4. act on the engine's decisions: pause / resume / stop playout, start a reply on end of turn,
+   hand VAD-segmented utterances to batch STT engines, record metrics.
+
+Replies run as a task: LLM text is cut into sentences as it streams, each sentence is synthesised
+and appended to the reply's Speech in the Playout, tool calls go to the ToolRunner. An interruption
+that is confirmed cancels that task and truncates the assistant message in the chat context to the
+words the caller actually heard (marked interrupted). Backend failures never end the call: the
+agent says a short fallback line instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from gateway.agents.playout import Playout, Speech
+from gateway.agents.sentences import SentenceSplitter
+from gateway.backends.base import (
+    LLM,
+    STT,
+    TTS,
+    BackendError,
+    ChatMessage,
+    SttStream,
+    TextDelta,
+    ToolCall,
+    ToolSchema,
+)
+from gateway.config.schema import AgentConfig
+from gateway.edges.transport import CallEnded, CallTransport, Dtmf, InboundFrame
+from gateway.turns.detectors import BargeInDetector, EndOfTurnDetector
+from gateway.turns.events import (
+    EndOfTurn,
+    Event,
+    Interruption,
+    PausePlayout,
+    ResumePlayout,
+    StopPlayout,
+    UserSpeechEnd,
+)
+from gateway.turns.pipeline import TurnPipeline
+from gateway.turns.silero import SileroModel
+from gateway.turns.vad import VadStream
+
+log = logging.getLogger(__name__)
+
+FALLBACK_LINE = "Sorry, I'm having trouble right now. Could you say that again?"
+MAX_TOOL_ROUNDS = 4
+
+
+class Tools(Protocol):
+    def schemas(self) -> list[ToolSchema]: ...
+
+    async def call(self, call: ToolCall) -> str: ...
+
+
+class Recorder(Protocol):
+    def on_events(self, events: Sequence[Event], *, agent_text_heard: str | None = None) -> None: ...
+
+    def turn_latencies(
+        self,
+        *,
+        stt_final_latency_ms: float | None = None,
+        llm_ttft_ms: float | None = None,
+        tts_first_audio_ms: float | None = None,
+        response_latency_ms: float | None = None,
+    ) -> None: ...
+
+
+@dataclass
+class Backends:
+    stt: STT | None = None
+    llm: LLM | None = None
+    tts: TTS | None = None
+    tools: Tools | None = None
+
+
+@dataclass
+class Detectors:
+    """Models shared by all calls of a process (stateless; each call opens its own streams)."""
+
+    vad: SileroModel
+    bargein: BargeInDetector | None = None
+    end_of_turn: EndOfTurnDetector | None = None
+
+
+@dataclass
+class _Reply:
+    speech: Speech
+    message: ChatMessage
+    task: asyncio.Task[None] | None = None
+    eot_t: float | None = None  # call time of the end of turn that asked for it
+    first_audio_t: float | None = None
+    llm_ttft: float | None = None
+    tts_first_audio: float | None = None
+
+
+@dataclass
+class SessionLog:
+    """What happened, for tests, timelines and the softphone page."""
+
+    events: list[Event] = field(default_factory=list)
+    transcripts: list[tuple[float, str]] = field(default_factory=list)
+    agent_said: list[tuple[float, str]] = field(default_factory=list)
+    dtmf: list[str] = field(default_factory=list)
+
+
+class CallSession:
+    def __init__(
+        self,
+        transport: CallTransport,
+        agent: AgentConfig,
+        detectors: Detectors,
+        backends: Backends | None = None,
+        *,
+        recorder: Recorder | None = None,
+        on_event: Callable[[Event], None] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.transport = transport
+        self.agent = agent
+        self.backends = backends or Backends()
+        self.rate = transport.info.sample_rate
+        options = agent.turn_handling.to_options()
+        options = replace(options, vad=replace(options.vad, sample_rate=self.rate))
+        self.pipeline = TurnPipeline(
+            options,
+            VadStream(detectors.vad, self.rate),
+            bargein=detectors.bargein if options.interruption.mode == "adaptive" else None,
+            end_of_turn=detectors.end_of_turn if options.turn_detection == "model" else None,
+            has_stt=self.backends.stt is not None,
+        )
+        self.playout = Playout(self.rate)
+        self.messages: list[ChatMessage] = []
+        if agent.instructions:
+            self.messages.append(ChatMessage("system", agent.instructions))
+        self.log = SessionLog()
+        self.recorder = recorder
+        self._on_event = on_event
+        self._monotonic = monotonic
+        self._stt: SttStream | None = None
+        self._stt_task: asyncio.Task[None] | None = None
+        self._reply: _Reply | None = None
+        self._audible = False
+        self._new_agent_turn = True
+        self.end_reason = ""
+
+    # -- the call loop --------------------------------------------------------------------------
+
+    async def run(self) -> str:
+        stt = self.backends.stt
+        if stt is not None:
+            self._stt = stt.stream(sample_rate=self.rate, language=self.agent.language)
+            self._stt_task = asyncio.create_task(self._consume_transcripts(self._stt))
+        if self.agent.greeting:
+            self._start_reply(None, text=self.agent.greeting)
+        try:
+            async for event in self.transport.events():
+                if isinstance(event, InboundFrame):
+                    self._on_frame(event)
+                elif isinstance(event, Dtmf):
+                    self.log.dtmf.append(event.digit)
+                elif isinstance(event, CallEnded):
+                    self.end_reason = event.reason
+                    break
+        finally:
+            await self._close()
+        return self.end_reason
+
+    def _on_frame(self, frame: InboundFrame) -> None:
+        events: list[Event] = []
+        agent_frame = self.playout.next_frame()
+        if agent_frame is not None:
+            if not self._audible:
+                events += self.pipeline.agent_speech_start(new_turn=self._new_agent_turn)
+                self._audible, self._new_agent_turn = True, False
+                self._note_first_audio()
+            self.transport.play(agent_frame)
+        elif self._audible and not self.playout.paused:
+            events += self.pipeline.agent_speech_end()
+            self._audible = False
+            self._complete_reply_if_played()
+        events += self.pipeline.process_frame(frame.pcm, agent_frame)
+        if self._stt is not None:
+            self._stt.push(frame.pcm)
+        self._act(events)
+
+    def _act(self, events: list[Event]) -> None:
+        heard: str | None = None
+        for event in events:
+            if isinstance(event, Interruption):
+                heard = self.playout.heard_text()
+            elif isinstance(event, PausePlayout):
+                self.playout.pause()
+                self.transport.clear()
+            elif isinstance(event, ResumePlayout):
+                self.playout.resume()
+            elif isinstance(event, StopPlayout):
+                heard = self._stop_reply(event.reason)
+            elif isinstance(event, UserSpeechEnd) and self._stt is not None:
+                self._stt.end_of_speech(event.t - event.duration, event.t)
+            elif isinstance(event, EndOfTurn):
+                self._start_reply(event)
+        self.log.events += events
+        if self.recorder is not None and events:
+            self.recorder.on_events(events, agent_text_heard=heard)
+        if self._on_event is not None:
+            for event in events:
+                self._on_event(event)
+
+    async def _consume_transcripts(self, stream: SttStream) -> None:
+        try:
+            async for result in stream.results():
+                if result.final and result.words:
+                    self.log.transcripts.append((self.pipeline.t, result.text))
+                self._act(
+                    self.pipeline.transcript(
+                        list(result.words), final=result.final, end_of_utterance=result.end_of_utterance
+                    )
+                )
+        except BackendError as exc:
+            log.warning("STT failed, the call goes on without transcripts: %s", exc)
+
+    async def _close(self) -> None:
+        if self._reply and self._reply.task:
+            self._reply.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reply.task
+        if self._stt is not None:
+            await self._stt.aclose()
+        if self._stt_task is not None:
+            self._stt_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._stt_task
+
+    # -- replies --------------------------------------------------------------------------------
+
+    def _start_reply(self, eot: EndOfTurn | None, *, text: str | None = None) -> None:
+        if self._reply is not None and self._reply.task and not self._reply.task.done():
+            self._stop_reply("new_turn")
+        if eot is not None:
+            self.messages.append(ChatMessage("user", eot.transcript or ""))
+        speech = self.playout.new_speech()
+        message = ChatMessage("assistant", "")
+        reply = _Reply(speech=speech, message=message, eot_t=eot.t if eot else None)
+        self._reply = reply
+        self._new_agent_turn = True
+        reply.task = asyncio.create_task(self._generate(reply, text))
+
+    async def _generate(self, reply: _Reply, fixed_text: str | None) -> None:
+        started = self._monotonic()
+        try:
+            if fixed_text is not None:
+                await self._say(reply, fixed_text, started)
+            elif self.backends.llm is not None:
+                await self._converse(reply, self.backends.llm, started)
+        except BackendError as exc:
+            log.warning("backend failed during a reply: %s", exc)
+            with contextlib.suppress(BackendError):
+                await self._say(reply, FALLBACK_LINE, started)
+        finally:
+            self.playout.finish(reply.speech)
+            if (reply.message.content or reply.message.tool_calls) and reply.message not in self.messages:
+                self.messages.append(reply.message)
+
+    async def _converse(self, reply: _Reply, llm: LLM, started: float) -> None:
+        tools = self.backends.tools
+        schemas = tools.schemas() if tools else []
+        for _ in range(MAX_TOOL_ROUNDS):
+            splitter = SentenceSplitter()
+            calls: list[ToolCall] = []
+            async for chunk in llm.chat(self._context(), schemas):
+                if isinstance(chunk, TextDelta):
+                    if reply.llm_ttft is None:
+                        reply.llm_ttft = self._monotonic() - started
+                    for sentence in splitter.push(chunk.text):
+                        await self._say(reply, sentence, started)
+                elif isinstance(chunk, ToolCall):
+                    calls.append(chunk)
+            for sentence in splitter.flush():
+                await self._say(reply, sentence, started)
+            if not calls or tools is None:
+                return
+            self.messages.append(ChatMessage("assistant", "", tool_calls=calls))
+            for call in calls:
+                result = await tools.call(call)
+                self.messages.append(ChatMessage("tool", result, tool_call_id=call.id, name=call.name))
+
+    def _context(self) -> list[ChatMessage]:
+        return list(self.messages)
+
+    async def _say(self, reply: _Reply, text: str, started: float) -> None:
+        reply.message.content = f"{reply.message.content} {text}".strip()
+        self.log.agent_said.append((self.pipeline.t, text))
+        tts = self.backends.tts
+        if tts is None:
+            return
+        offset = 0.0
+        first = True
+        async for chunk in tts.synthesize(text, sample_rate=self.rate):
+            if reply.tts_first_audio is None:
+                reply.tts_first_audio = self._monotonic() - started
+            words = [replace(w, start=w.start - offset, end=w.end - offset) for w in chunk.words]
+            self.playout.append(reply.speech, chunk.pcm, words, text=text if first else "")
+            first = False
+            offset += len(chunk.pcm) / chunk.sample_rate
+
+    def _stop_reply(self, reason: str) -> str:
+        """Cut the current reply: stop audio, cancel generation, keep only what was heard."""
+        reply = self._reply
+        heard = self.playout.heard_text(reply.speech if reply else None)
+        self.playout.clear()
+        self.transport.clear()
+        self._audible = False
+        if reply is not None:
+            if reply.task and not reply.task.done():
+                reply.task.cancel()
+            reply.message.content = heard
+            reply.message.interrupted = True
+            if reply.message not in self.messages:
+                self.messages.append(reply.message)
+            self._reply = None
+        log.info("agent stopped (%s); the caller heard: %r", reason, heard)
+        return heard
+
+    def _note_first_audio(self) -> None:
+        reply = self._reply
+        if reply is None or reply.first_audio_t is not None:
+            return
+        reply.first_audio_t = self.pipeline.t
+        if self.recorder is not None and reply.eot_t is not None:
+            self.recorder.turn_latencies(
+                llm_ttft_ms=None if reply.llm_ttft is None else reply.llm_ttft * 1000,
+                tts_first_audio_ms=None if reply.tts_first_audio is None else reply.tts_first_audio * 1000,
+                response_latency_ms=(reply.first_audio_t - reply.eot_t) * 1000,
+            )
+
+    def _complete_reply_if_played(self) -> None:
+        reply = self._reply
+        if reply is not None and reply.speech.finished:
+            self._reply = None
