@@ -1,0 +1,67 @@
+"""Parts for session tests: real espeak-ng speech as a TTS, and an LLM that follows a script.
+
+The TTS is the espeak-ng binary (a real engine); word timings are spread by character share. The
+scripted LLM is a test double of our own LLM interface (no vendor is imitated): it answers each
+user turn with the next line of its script and records what context it was given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+
+from audio_fixtures import espeak
+
+from gateway.backends.base import (
+    AudioChunk,
+    ChatMessage,
+    LlmChunk,
+    LlmDone,
+    TextDelta,
+    ToolSchema,
+    Usage,
+    WordTiming,
+)
+
+
+class EspeakCliTTS:
+    name = "espeak-cli"
+
+    def __init__(self, voice: str = "en-us", speed: int = 165) -> None:
+        self.voice, self.speed = voice, speed
+        self.requests = 0
+
+    async def synthesize(self, text: str, *, sample_rate: int) -> AsyncIterator[AudioChunk]:
+        self.requests += 1
+        pcm = await asyncio.to_thread(espeak, text, self.voice, self.speed, 50, sample_rate)
+        duration = len(pcm) / sample_rate
+        words, total = text.split(), max(1, len(text))
+        timings, pos = [], 0
+        for word in words:
+            start = text.index(word, pos)
+            pos = start + len(word)
+            timings.append(WordTiming(word, duration * start / total, duration * pos / total))
+        yield AudioChunk(pcm, sample_rate, tuple(timings))
+
+    def usage(self) -> Usage:
+        return Usage(self.name, requests=self.requests)
+
+
+class ScriptLLM:
+    name = "script"
+
+    def __init__(self, replies: list[str]) -> None:
+        self.replies = list(replies)
+        self.contexts: list[list[ChatMessage]] = []
+
+    async def chat(
+        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSchema] = ()
+    ) -> AsyncIterator[LlmChunk]:
+        self.contexts.append([ChatMessage(m.role, m.content, interrupted=m.interrupted) for m in messages])
+        reply = self.replies.pop(0) if self.replies else "Okay."
+        for word in reply.split(" "):
+            yield TextDelta(word + " ")
+        yield LlmDone()
+
+    def usage(self) -> Usage:
+        return Usage(self.name, requests=len(self.contexts))
