@@ -14,7 +14,6 @@ from gateway.turns.events import (
     Event,
     FalseInterruption,
     Interruption,
-    PausePlayout,
     ResumePlayout,
     StopPlayout,
     Word,
@@ -23,7 +22,9 @@ from gateway.turns.options import BackchannelBoundary, InterruptionOptions, Turn
 
 
 def opts(**interruption: object) -> TurnHandlingOptions:
-    top = {k: interruption.pop(k) for k in list(interruption) if k in TurnHandlingOptions.__dataclass_fields__}
+    top = {
+        k: interruption.pop(k) for k in list(interruption) if k in TurnHandlingOptions.__dataclass_fields__
+    }
     return replace(TurnHandlingOptions(**top), interruption=replace(InterruptionOptions(), **interruption))
 
 
@@ -405,7 +406,9 @@ def test_backchannel_long_before_the_agents_end_stays_dropped() -> None:
 
 
 @pytest.mark.parametrize(("words", "is_turn"), [(["mm-hmm"], False), (["yes", "tuesday"], True)])
-def test_late_transcripts_in_the_end_boundary_count_unless_pure_backchannel(words: list[str], is_turn: bool) -> None:
+def test_late_transcripts_in_the_end_boundary_count_unless_pure_backchannel(
+    words: list[str], is_turn: bool
+) -> None:
     run = agent_speaking(opts(mode="adaptive"), has_stt=True)
     run.speak(onset=5.0, voiced_until=5.4, end=5.4)
     run("agent_speech_end", 6.0)

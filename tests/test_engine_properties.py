@@ -154,5 +154,7 @@ def test_decision_times_never_go_backwards(
     options: TurnHandlingOptions, has_stt: bool, steps: list[tuple[str, float, float]]
 ) -> None:
     events = drive(options, has_stt, steps)
-    decided = [e.t for e in events if isinstance(e, Interruption | PausePlayout | ResumePlayout | StopPlayout)]
+    decided = [
+        e.t for e in events if isinstance(e, Interruption | PausePlayout | ResumePlayout | StopPlayout)
+    ]
     assert decided == sorted(decided)
