@@ -56,6 +56,8 @@ async def recording_session(transport: Any) -> None:
     freq, seconds = (float(v) for v in os.environ.get("SIP_TEST_GREETING", "1000:0.6").split(":"))
     hangup_after = float(os.environ.get("SIP_TEST_HANGUP_AFTER", "0") or 0)
     clear_on_speech = os.environ.get("SIP_TEST_CLEAR_ON_SPEECH") == "1"
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", transport.info.call_id)
+    (out_dir / f"{safe}.started").touch()
     if seconds > 0:
         transport.play(tone(rate, seconds, freq))
     frames: list[list[float]] = []
@@ -89,7 +91,6 @@ async def recording_session(transport: Any) -> None:
         "worker_frames_dropped": getattr(transport, "worker_frames_dropped", 0),
         "frames_dropped": getattr(transport, "frames_dropped", 0),
     }
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", info.call_id)
     tmp = out_dir / f".{safe}.tmp"
     tmp.write_text(json.dumps(result))
     tmp.rename(out_dir / f"{safe}.json")
@@ -123,6 +124,15 @@ class Gateway:
             if len(files) >= n or time.monotonic() > deadline:
                 return [json.loads(p.read_text()) for p in files]
             time.sleep(0.05)  # results come from another process: poll with a deadline
+
+    def wait_started(self, n: int, timeout: float = 10.0) -> bool:
+        """Wait until `n` sessions have started (they run in the other process: poll)."""
+        deadline = time.monotonic() + timeout
+        while len(list(self.out_dir.glob("*.started"))) < n:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
 
     def log(self, name: str) -> str:
         path = self.run_dir / name
@@ -223,3 +233,102 @@ def wav_activity(path: Path) -> list[tuple[float, float, float]]:
     x, rate = audio.pcm[:, 0], audio.rate
     n = rate // 50
     return [(i * 0.02, *frame_features(x[i * n : (i + 1) * n], rate)) for i in range(len(x) // n)]
+
+
+def sdp_offer(port: int, payloads: str = "0", rtpmap: str = "a=rtpmap:0 PCMU/8000\r\n") -> str:
+    return (
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+        f"m=audio {port} RTP/AVP {payloads}\r\n{rtpmap}a=sendrecv\r\n"
+    )
+
+
+def invite(
+    port: int,
+    local_port: int,
+    user: str = "dental",
+    body: str = "",
+    content_type: str = "application/sdp",
+    drop: tuple[str, ...] = (),
+) -> bytes:
+    """A hand-made INVITE; `drop` removes headers by name (malformed requests)."""
+    import secrets
+
+    headers = {
+        "Via": f"SIP/2.0/UDP 127.0.0.1:{local_port};branch=z9hG4bK{secrets.token_hex(6)};rport",
+        "Max-Forwards": "70",
+        "From": f"<sip:raw@127.0.0.1:{local_port}>;tag={secrets.token_hex(4)}",
+        "To": f"<sip:{user}@127.0.0.1:{port}>",
+        "Call-ID": f"{secrets.token_hex(8)}@raw",
+        "CSeq": "1 INVITE",
+        "Contact": f"<sip:raw@127.0.0.1:{local_port}>",
+    }
+    if body:
+        headers["Content-Type"] = content_type
+    headers["Content-Length"] = str(len(body.encode()))
+    lines = [f"INVITE sip:{user}@127.0.0.1:{port} SIP/2.0"]
+    lines += [f"{k}: {v}" for k, v in headers.items() if k not in drop]
+    return ("\r\n".join(lines) + "\r\n\r\n" + body).encode()
+
+
+class RawSip:
+    """A UDP socket for hand-made requests; collects replies until a final one."""
+
+    def __init__(self) -> None:
+        import socket
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = int(self.sock.getsockname()[1])
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def request(self, data: bytes, port: int, timeout: float = 3.0) -> str | None:
+        """Send, and return the first final (>= 200) reply, or None if nothing final arrives."""
+        self.sock.sendto(data, ("127.0.0.1", port))
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            self.sock.settimeout(left)
+            try:
+                reply = self.sock.recv(65535).decode(errors="replace")
+            except OSError:
+                return None
+            code = reply.split(" ", 2)[1] if reply.startswith("SIP/2.0 ") else ""
+            if code.isdigit() and int(code) >= 200:
+                if code.startswith("2") or code.startswith("3"):
+                    return reply  # the caller ACKs or BYEs as it needs
+                self.ack(reply, port)
+                return reply
+        return None
+
+    def ack(self, reply: str, port: int) -> None:
+        """ACK a non-2xx final reply (same branch as the INVITE), so the server stops retransmitting."""
+        heads = {}
+        for line in reply.split("\r\n")[1:]:
+            if not line:
+                break
+            name, _, value = line.partition(":")
+            heads.setdefault(name.strip().lower(), value.strip())
+        if not {"via", "from", "to", "call-id"} <= heads.keys():
+            return
+        to = heads["to"]
+        uri = to[to.find("<") + 1 : to.find(">")] if "<" in to else to.split(";")[0]
+        ack = (
+            f"ACK {uri} SIP/2.0\r\nVia: {heads['via']}\r\nMax-Forwards: 70\r\nFrom: {heads['from']}\r\n"
+            f"To: {to}\r\nCall-ID: {heads['call-id']}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+        )
+        self.sock.sendto(ack.encode(), ("127.0.0.1", port))
+
+
+def status(reply: str | None) -> int | None:
+    if reply is None:
+        return None
+    return int(reply.split(" ", 2)[1])
+
+
+def header(reply: str, name: str) -> str | None:
+    for line in reply.split("\r\n"):
+        key, _, value = line.partition(":")
+        if key.strip().lower() == name.lower():
+            return value.strip()
+    return None

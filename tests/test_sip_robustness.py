@@ -1,0 +1,90 @@
+"""Malformed SIP, routing misses and the capacity limit: the right error, and the gateway keeps serving."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.sip_fixtures import (
+    SCENARIOS,
+    RawSip,
+    gateway_serve,
+    header,
+    invite,
+    kill_group,
+    run_sipp,
+    sdp_offer,
+    status,
+)
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not (shutil.which("sipp") and shutil.which("kamailio")), reason="sipp, kamailio"),
+]
+
+ECHO = ["-s", "dental", "-m", "1", "-key", "pt", "0", "-key", "codec", "PCMU", "-d", "500"]
+
+
+def test_malformed_requests_get_errors_and_calls_still_work(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.yaml"
+    config.write_text("routes:\n  - match: dental\n    agent: dental.yaml\n")
+    with gateway_serve(tmp_path, "--config", str(config)) as gw:
+        raw = RawSip()
+        try:
+            p = gw.port
+            assert raw.request(os.urandom(300), p, timeout=1.0) is None  # garbage: dropped
+            assert raw.request(b"INVITE\r\n\r\n", p, timeout=1.0) is None  # no request line
+            no_call_id = invite(p, raw.port, body=sdp_offer(40000), drop=("Call-ID",))
+            assert status(raw.request(no_call_id, p, timeout=1.0)) in (400, None)
+            no_via = invite(p, raw.port, body=sdp_offer(40000), drop=("Via",))
+            assert raw.request(no_via, p, timeout=1.0) is None  # nowhere to answer: dropped
+            text_body = invite(p, raw.port, body="hello", content_type="text/plain")
+            assert status(raw.request(text_body, p)) == 415
+            bad_sdp = invite(p, raw.port, body="v=0\r\nthis is not sdp\r\n")
+            assert status(raw.request(bad_sdp, p)) in (400, 488)
+            gsm_only = invite(p, raw.port, body=sdp_offer(40000, "3", "a=rtpmap:3 GSM/8000\r\n"))
+            assert status(raw.request(gsm_only, p)) == 488
+            unknown_agent = invite(p, raw.port, user="nobody", body=sdp_offer(40000))
+            assert status(raw.request(unknown_agent, p)) == 404
+            message = (
+                invite(p, raw.port).replace(b"INVITE ", b"MESSAGE ", 1).replace(b"1 INVITE", b"1 MESSAGE")
+            )
+            assert status(raw.request(message, p)) == 405
+        finally:
+            raw.close()
+        # After all that, a real call is still answered and carried to the end.
+        res = run_sipp(tmp_path, gw.port, "uac_echo.xml", *ECHO)
+        assert res.returncode == 0, res.stdout[-2000:]
+        (call,) = gw.results(1)
+        assert call["agent"] == "dental.yaml" and call["reason"] == "caller_hangup"
+
+
+def test_capacity_limit_answers_503_with_retry_after(tmp_path: Path) -> None:
+    with gateway_serve(tmp_path, "--max-calls", "2") as gw:
+        hold = [
+            "sipp", "-sf", str(SCENARIOS / "uac_echo.xml"), "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", "0",
+            "-nostdin", "-s", "dental", "-m", "2", "-l", "2", "-r", "20", "-key", "pt", "0",
+            "-key", "codec", "PCMU", "-d", "4000", f"127.0.0.1:{gw.port}",
+        ]  # fmt: skip
+        holder = subprocess.Popen(
+            hold, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+        try:
+            assert gw.wait_started(2)
+            raw = RawSip()
+            try:
+                reply = raw.request(invite(gw.port, raw.port, body=sdp_offer(40000)), gw.port)
+            finally:
+                raw.close()
+            assert status(reply) == 503, reply
+            assert reply is not None and header(reply, "Retry-After") == "5"
+            assert holder.wait(20) == 0  # the two calls in progress were not disturbed
+        finally:
+            kill_group(holder)
+        res = run_sipp(tmp_path, gw.port, "uac_echo.xml", *ECHO)  # capacity is back
+        assert res.returncode == 0, res.stdout[-2000:]
+        assert len(gw.results(3)) == 3
