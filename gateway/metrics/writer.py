@@ -22,6 +22,9 @@ Theory of operation
   flight. On start, this instance's calls with no `ended_at` are closed with `end_reason =
   'gateway_restart'` (after the spool is flushed, and never the calls live in this process).
 
+* The DB thread writes in chunks of `chunk_size` rows (one transaction each) and sleeps `yield_s`
+  between chunks, so the event loop's thread gets the GIL back quickly (bench/bench_db.py measures it).
+
 Tests and operators observe the writer through `stats` and `await wait_until(predicate)`.
 """
 
@@ -32,6 +35,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -79,7 +83,8 @@ class MetricsWriter:
         batch_interval_s: float = DEFAULT_BATCH_INTERVAL_S,
         write_timeout_s: float = 5.0,
         max_queue: int = 200_000,
-        chunk_size: int = 1000,
+        chunk_size: int = 200,
+        yield_s: float = 0.002,
         instance: str | None = None,
     ) -> None:
         self.engine = engine
@@ -88,6 +93,7 @@ class MetricsWriter:
         self.batch_interval_s = batch_interval_s
         self.write_timeout_s = write_timeout_s
         self.chunk_size = chunk_size
+        self.yield_s = yield_s
         self.instance = instance if instance is not None else default_instance()
         self._queue: deque[Record] = deque()
         self._max_queue = max_queue
@@ -245,12 +251,15 @@ class MetricsWriter:
                 break
             w, r = self._apply(chunk)
             written, rejected, offset = written + w, rejected + r, next_offset
+            time.sleep(self.yield_s)
         if offset:
             self.spool.consume(offset)
         if not self._stats.recovered:
             with self.engine.begin() as conn:
                 closed = len(close_open_calls(conn, self.instance, keep=live_calls))
         for start in range(0, len(batch), self.chunk_size):
+            if start:
+                time.sleep(self.yield_s)  # let the event loop's thread have the GIL between chunks
             w, r = self._apply(batch[start : start + self.chunk_size])
             written, rejected = written + w, rejected + r
         return written, closed, rejected
