@@ -1,0 +1,123 @@
+"""Call life through the front: ringing and CANCEL, SIP INFO DTMF, RTP timeout, maximum duration,
+graceful drain, and a worker killed mid-service."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.sip_fixtures import (
+    SCENARIOS,
+    RawSip,
+    gateway_serve,
+    invite,
+    kill_group,
+    run_sipp,
+    sdp_offer,
+    status,
+)
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not (shutil.which("sipp") and shutil.which("kamailio")), reason="sipp, kamailio"),
+]
+
+PCMU = ["-s", "dental", "-m", "1", "-key", "pt", "0", "-key", "codec", "PCMU"]
+
+
+def test_cancel_while_ringing_then_info_dtmf(tmp_path: Path) -> None:
+    with gateway_serve(tmp_path, "--ring-delay", "1.0") as gw:
+        res = run_sipp(tmp_path, gw.port, "uac_cancel.xml", *PCMU)
+        assert res.returncode == 0, res.stdout[-2000:]  # 180, then 200 for the CANCEL and 487
+        t0 = time.monotonic()
+        res = run_sipp(tmp_path, gw.port, "uac_info_dtmf.xml", *PCMU, "-d", "800")
+        assert res.returncode == 0, res.stdout[-2000:]
+        assert time.monotonic() - t0 >= 1.0  # it rang before the answer
+        (call,) = gw.results(1)  # the cancelled call never reached a session
+    assert call["dtmf"] and call["dtmf"][0][1] == "7"
+    assert 0.2 <= call["dtmf"][0][0] <= 0.6
+    assert call["reason"] == "caller_hangup"
+
+
+def test_rtp_timeout_and_max_duration(tmp_path: Path) -> None:
+    limits = ["--set", "limits.rtp_timeout=1", "--set", "limits.max_call_duration=2"]
+    with gateway_serve(tmp_path, *limits) as gw:
+        t0 = time.monotonic()
+        res = run_sipp(tmp_path, gw.port, "uac_wait_bye.xml", *PCMU)  # sends no RTP at all
+        assert res.returncode == 0, res.stdout[-2000:]
+        silent_for = time.monotonic() - t0
+        (first,) = gw.results(1)
+        t0 = time.monotonic()
+        res = run_sipp(tmp_path, gw.port, "uac_wait_bye.xml", *PCMU, "-mp", "0", "-rtp_echo")
+        assert res.returncode == 0, res.stdout[-2000:]
+        echo_for = time.monotonic() - t0
+        second = gw.results(2)[1]
+    assert first["reason"] == "rtp_timeout" and 1.0 <= silent_for <= 2.5
+    assert second["reason"] == "max_duration" and 2.0 <= echo_for <= 3.5
+
+
+def test_drain_refuses_new_calls_and_lets_calls_finish(tmp_path: Path) -> None:
+    with gateway_serve(tmp_path) as gw:
+        call = subprocess.Popen(
+            ["sipp", "-sf", str(SCENARIOS / "uac_echo.xml"), "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", "0",
+             "-nostdin", *PCMU, "-d", "2500", f"127.0.0.1:{gw.port}"],
+            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        try:
+            assert gw.wait_started(1)
+            os.kill(gw.proc.pid, signal.SIGTERM)
+            deadline = time.monotonic() + 5
+            while "draining" not in gw.log("worker0.log") and time.monotonic() < deadline:
+                time.sleep(0.05)  # the drain reaches the worker in another process: poll its log
+            raw = RawSip()
+            try:
+                reply = raw.request(invite(gw.port, raw.port, body=sdp_offer(40000)), gw.port)
+            finally:
+                raw.close()
+            assert status(reply) == 503
+            assert call.wait(15) == 0  # the call in progress finished normally
+        finally:
+            kill_group(call)
+        assert gw.proc.wait(15) == 0
+        results = gw.results(1)
+    assert [r["reason"] for r in results] == ["caller_hangup"]
+
+
+def _worker_pids(run_dir: Path) -> dict[int, int]:
+    """Worker index -> pid, from /proc (the workers are the serve process's grandchildren' peers)."""
+    pids = {}
+    sock = str(run_dir / "host.sock")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"gateway.edges.sip.worker" in args and sock.encode() in args:
+            pids[int(args[args.index(b"--index") + 1])] = int(entry.name)
+    return pids
+
+
+def test_worker_killed_calls_go_elsewhere_and_it_restarts(tmp_path: Path) -> None:
+    with gateway_serve(tmp_path, workers=2) as gw:
+        before = _worker_pids(gw.run_dir)
+        assert set(before) == {0, 1}
+        os.kill(before[0], signal.SIGKILL)
+        for _ in range(3):  # round robin would send one of these to the dead worker
+            res = run_sipp(tmp_path, gw.port, "uac_echo.xml", *PCMU, "-d", "300")
+            assert res.returncode == 0, res.stdout[-2000:]
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:  # the supervisor restarts it in its own time
+            after = _worker_pids(gw.run_dir)
+            if after.get(0) not in (None, before[0]):
+                break
+            time.sleep(0.1)
+        assert after.get(0) not in (None, before[0]) and after[1] == before[1]
+        assert len(gw.results(3)) == 3
