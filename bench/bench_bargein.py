@@ -1,0 +1,90 @@
+"""Cost of the barge-in model per 100 ms step per call: one stream at a time vs many in one run.
+
+    python bench/bench_bargein.py [--calls 1 8 32 128] [--seconds 3]
+
+A "step" is what the session does every 100 ms during an open overlap: push five 20 ms frames of caller
+and agent audio, then ask for the probability. The first query of an overlap also covers the 1.0 s
+before the onset; it is reported separately. CPU time is process time, onnxruntime with one thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np
+
+from gateway.turns.bargein_onnx import OnnxBargeInDetector, OnnxBargeInStream
+
+SR = 8000
+FRAME = 160
+
+
+def _audio(rng: np.random.Generator, seconds: float) -> np.ndarray:
+    n = int(seconds * SR)
+    env = np.repeat(rng.uniform(0.0, 1.0, n // 800 + 1), 800)[:n]
+    return (rng.standard_normal(n) * 3000 * env).astype(np.int16)
+
+
+def run(calls: int, seconds: float, batched: bool) -> tuple[float, float]:
+    """(CPU µs of the first query per call, CPU µs per later 100 ms step per call)."""
+    det = OnnxBargeInDetector()
+    rng = np.random.default_rng(calls)
+    streams: list[OnnxBargeInStream] = [det.open_stream() for _ in range(calls)]
+    audio = [(_audio(rng, 1.5 + seconds), _audio(rng, 1.5 + seconds)) for _ in range(calls)]
+    onset = 1.2
+    pre = int(1.3 * SR)
+    for s, (c, a) in zip(streams, audio, strict=True):
+        for k in range(0, pre, FRAME):
+            s.push(c[k : k + FRAME], a[k : k + FRAME])
+    t0 = time.process_time()
+    if batched:
+        det.probability_batch([(s, onset) for s in streams])
+    else:
+        for s in streams:
+            s.probability(onset)
+    first = (time.process_time() - t0) / calls
+    steps = 0
+    t0 = time.process_time()
+    for start in range(pre, pre + int(seconds * SR) - 5 * FRAME, 5 * FRAME):
+        for s, (c, a) in zip(streams, audio, strict=True):
+            for k in range(start, start + 5 * FRAME, FRAME):
+                s.push(c[k : k + FRAME], a[k : k + FRAME])
+        if batched:
+            det.probability_batch([(s, onset) for s in streams])
+        else:
+            for s in streams:
+                s.probability(onset)
+        steps += 1
+    per_step = (time.process_time() - t0) / (steps * calls)
+    return first * 1e6, per_step * 1e6
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--calls", type=int, nargs="+", default=[1, 8, 32, 128])
+    ap.add_argument("--seconds", type=float, default=1.9, help="overlap length per measurement (<= 2 s)")
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    print(
+        f"{'calls':>5}  {'path':>8}  {'first query µs/call':>20}  "
+        f"{'100 ms step µs/call':>20}  {'vs single':>9}"
+    )
+    base = None
+    for calls in args.calls:
+        for batched in (False, True):
+            if calls == 1 and batched:
+                continue
+            best = min((run(calls, args.seconds, batched) for _ in range(args.repeat)), key=lambda r: r[1])
+            if base is None:
+                base = best[1]
+            path = "batched" if batched else "single"
+            print(f"{calls:>5}  {path:>8}  {best[0]:>20.0f}  {best[1]:>20.1f}  {base / best[1]:>8.2f}x")
+    print(f"\none core carries about {1e5 / base:.0f} overlapping calls in real time (single path)")
+
+
+if __name__ == "__main__":
+    main()

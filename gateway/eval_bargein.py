@@ -1,0 +1,348 @@
+"""`gateway eval-bargein DIR`: score adaptive against VAD interruption mode on labelled scenario WAVs.
+
+Each `NAME.wav` in DIR (stereo: caller, agent) has a sidecar `NAME.json` as written by
+`python -m models.bargein.scenarios`: `agent_turns` [{start, end}] and `events` [{class, onset, end,
+turn, in_start_cooldown}] with class interruption | backchannel | noise | silent. The files go through
+`gateway replay` twice in the same run (`--set interruption.mode=adaptive` and `=vad`, plus any
+`--config` / `--set` given here), and the emitted `interruption` events are matched to the labels:
+
+* an interruption *matches* a labelled caller event when its onset lies in
+  [event onset - ONSET_SLACK, event end + END_SLACK]; the first match counts, later ones are duplicates;
+* an interruption matching no caller event during an agent turn whose caller stays silent is an
+  *echo-triggered* interruption; any other unmatched interruption is a *spurious* one;
+* precision = matched interruptions of class interruption / all interruptions (outside the start
+  cooldown; inside it VAD decides in both modes), recall = labelled interruptions after the cooldown that
+  were interrupted, latency = interruption decision time - true onset (the label's onset).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+ONSET_SLACK = 0.25
+END_SLACK = 0.6
+MODES = ("adaptive", "vad")
+
+
+@dataclass(frozen=True)
+class Label:
+    cls: str  # interruption | backchannel | noise | silent
+    onset: float
+    end: float
+    turn: int
+    in_start_cooldown: bool = False
+
+
+@dataclass(frozen=True)
+class Turn:
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class Decision:
+    """An `interruption` event from replay."""
+
+    t: float
+    onset: float
+    mode: str = "adaptive"
+    probability: float | None = None
+
+
+@dataclass
+class FileScore:
+    """Outcome per labelled event (index -> decision time, or None) and the unmatched decisions."""
+
+    fired: list[float | None] = field(default_factory=list)
+    echo_triggered: int = 0
+    spurious: int = 0
+    in_cooldown_decisions: int = 0
+
+
+@dataclass(frozen=True)
+class Metrics:
+    precision: float
+    recall: float
+    recall_in_cooldown: float
+    backchannel_false_rate: float
+    noise_false_rate: float
+    echo_triggered: int
+    silent_turns: int
+    spurious: int
+    latency_median_ms: float
+    latency_p95_ms: float
+    interruptions: int
+    backchannels: int
+    noises: int
+    decisions: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def load_labels(path: Path) -> tuple[list[Turn], list[Label]]:
+    data = json.loads(path.read_text())
+    turns = [Turn(float(t["start"]), float(t["end"])) for t in data["agent_turns"]]
+    labels = [
+        Label(
+            str(e["class"]),
+            float(e["onset"]),
+            float(e["end"]),
+            int(e["turn"]),
+            bool(e.get("in_start_cooldown")),
+        )
+        for e in data["events"]
+    ]
+    return turns, labels
+
+
+def score_file(turns: Sequence[Turn], labels: Sequence[Label], decisions: Iterable[Decision]) -> FileScore:
+    score = FileScore(fired=[None] * len(labels))
+    for d in sorted(decisions, key=lambda d: d.t):
+        match = None
+        for i, lab in enumerate(labels):
+            if lab.cls != "silent" and lab.onset - ONSET_SLACK <= d.onset <= lab.end + END_SLACK:
+                match = i
+                break
+        if match is not None:
+            if labels[match].in_start_cooldown:
+                score.in_cooldown_decisions += 1
+            if score.fired[match] is None:
+                score.fired[match] = d.t
+            continue
+        turn = next((k for k, tr in enumerate(turns) if tr.start <= d.onset <= tr.end + 0.3), None)
+        silent = turn is not None and any(lab.turn == turn and lab.cls == "silent" for lab in labels)
+        if silent:
+            score.echo_triggered += 1
+            i = next(i for i, lab in enumerate(labels) if lab.turn == turn and lab.cls == "silent")
+            if score.fired[i] is None:
+                score.fired[i] = d.t
+        else:
+            score.spurious += 1
+    return score
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    xs = sorted(values)
+    pos = (len(xs) - 1) * q / 100
+    lo = int(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def aggregate(files: Sequence[tuple[Sequence[Label], FileScore]]) -> Metrics:
+    tp = fp = 0
+    hits = total = hits_cd = total_cd = 0
+    bc = bc_fired = noise = noise_fired = silent = echo = spurious = decisions = 0
+    latencies: list[float] = []
+    for labels, score in files:
+        echo += score.echo_triggered
+        spurious += score.spurious
+        fp += score.echo_triggered + score.spurious
+        decisions += score.echo_triggered + score.spurious
+        for lab, fired in zip(labels, score.fired, strict=True):
+            did = fired is not None
+            if lab.cls == "interruption":
+                if lab.in_start_cooldown:
+                    total_cd += 1
+                    hits_cd += did
+                    decisions += did
+                    continue
+                total += 1
+                hits += did
+                tp += did
+                decisions += did
+                if fired is not None:
+                    latencies.append((fired - lab.onset) * 1000)
+            elif lab.cls == "backchannel":
+                bc += 1
+                bc_fired += did
+                fp += did
+                decisions += did
+            elif lab.cls == "noise":
+                noise += 1
+                noise_fired += did
+                fp += did
+                decisions += did
+            elif lab.cls == "silent":
+                silent += 1
+
+    def rate(a: int, b: int) -> float:
+        return a / b if b else float("nan")
+
+    return Metrics(
+        precision=rate(tp, tp + fp),
+        recall=rate(hits, total),
+        recall_in_cooldown=rate(hits_cd, total_cd),
+        backchannel_false_rate=rate(bc_fired, bc),
+        noise_false_rate=rate(noise_fired, noise),
+        echo_triggered=echo,
+        silent_turns=silent,
+        spurious=spurious,
+        latency_median_ms=_percentile(latencies, 50),
+        latency_p95_ms=_percentile(latencies, 95),
+        interruptions=total,
+        backchannels=bc,
+        noises=noise,
+        decisions=decisions,
+    )
+
+
+def false_trigger_rejection(
+    adaptive: Sequence[tuple[Sequence[Label], FileScore]], vad: Sequence[tuple[Sequence[Label], FileScore]]
+) -> tuple[float, int]:
+    """Fraction of VAD mode's false triggers (non-interruption events it interrupted on) adaptive avoids."""
+    vad_false = rejected = 0
+    for (labels, a), (_, v) in zip(adaptive, vad, strict=True):
+        for lab, fa, fv in zip(labels, a.fired, v.fired, strict=True):
+            if lab.cls != "interruption" and fv is not None:
+                vad_false += 1
+                rejected += fa is None
+    return (rejected / vad_false if vad_false else float("nan")), vad_false
+
+
+def parse_replay(lines: Iterable[str]) -> dict[str, list[Decision]]:
+    out: dict[str, list[Decision]] = {}
+    for line in lines:
+        line = line.strip()
+        if not line:
+            continue
+        row = json.loads(line)
+        out.setdefault(str(row["file"]), [])
+        if row.get("type") == "interruption":
+            prob = row.get("probability")
+            out[str(row["file"])].append(
+                Decision(
+                    float(row["t"]),
+                    float(row["onset"]),
+                    str(row.get("mode", "")),
+                    None if prob is None else float(prob),
+                )
+            )
+    return out
+
+
+def run_replay(files: Sequence[Path], mode: str, config: str | None, overrides: Sequence[str]) -> list[str]:
+    cmd = [sys.executable, "-m", "gateway", "replay", *map(str, files), "--set", f"interruption.mode={mode}"]
+    if config:
+        cmd += ["--config", config]
+    for o in overrides:
+        cmd += ["--set", o]
+    if mode == "adaptive" and not any(o.startswith("interruption.detector=") for o in overrides):
+        cmd += ["--set", "interruption.detector=onnx"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"gateway replay failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
+    return proc.stdout.splitlines()
+
+
+def _fmt(value: float, pct: bool = False) -> str:
+    if value != value:  # nan
+        return "n/a"
+    return f"{100 * value:.1f} %" if pct else f"{value:.3f}"
+
+
+def table(results: dict[str, Metrics], rejection: tuple[float, int]) -> str:
+    a, v = results["adaptive"], results["vad"]
+    rows = [
+        ("precision (after cooldown)", _fmt(a.precision), _fmt(v.precision), ">= 0.97"),
+        ("recall (after cooldown)", _fmt(a.recall), _fmt(v.recall), ">= 0.99"),
+        ("recall inside start cooldown", _fmt(a.recall_in_cooldown), _fmt(v.recall_in_cooldown), ""),
+        (
+            "false interruptions: backchannels",
+            _fmt(a.backchannel_false_rate, True),
+            _fmt(v.backchannel_false_rate, True),
+            "<= 5 %",
+        ),
+        (
+            "false interruptions: noises",
+            _fmt(a.noise_false_rate, True),
+            _fmt(v.noise_false_rate, True),
+            "<= 2 %",
+        ),
+        ("VAD false triggers rejected", f"{_fmt(rejection[0], True)} of {rejection[1]}", "-", ">= 90 %"),
+        (
+            "median latency from true onset",
+            f"{a.latency_median_ms:.0f} ms",
+            f"{v.latency_median_ms:.0f} ms",
+            "<= 300 ms",
+        ),
+        (
+            "p95 latency from true onset",
+            f"{a.latency_p95_ms:.0f} ms",
+            f"{v.latency_p95_ms:.0f} ms",
+            "<= 600 ms",
+        ),
+        (
+            "echo-triggered interruptions",
+            f"{a.echo_triggered} / {a.silent_turns} turns",
+            f"{v.echo_triggered} / {v.silent_turns} turns",
+            "0",
+        ),
+        ("other unmatched interruptions", str(a.spurious), str(v.spurious), ""),
+    ]
+    head = ("metric", "adaptive", "vad", "target")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
+    lines = [
+        f"labelled: {a.interruptions} interruptions after cooldown, {a.backchannels} backchannels, "
+        f"{a.noises} noises, {a.silent_turns} silent agent turns",
+        "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)),
+        "  ".join("-" * w for w in widths),
+    ]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(lines)
+
+
+def evaluate(
+    directory: Path, config: str | None = None, overrides: Sequence[str] = (), replay_out: Path | None = None
+) -> tuple[dict[str, Metrics], tuple[float, int]]:
+    wavs = sorted(p for p in directory.glob("*.wav") if p.with_suffix(".json").exists())
+    if not wavs:
+        raise FileNotFoundError(f"no labelled WAVs (NAME.wav + NAME.json) in {directory}")
+    labelled = {str(p): load_labels(p.with_suffix(".json")) for p in wavs}
+    per_mode: dict[str, list[tuple[Sequence[Label], FileScore]]] = {}
+    for mode in MODES:
+        lines = run_replay(wavs, mode, config, overrides)
+        if replay_out is not None:
+            (replay_out / f"replay_{mode}.jsonl").write_text("\n".join(lines) + "\n")
+        decisions = parse_replay(lines)
+        per_mode[mode] = [
+            (labels, score_file(turns, labels, decisions.get(name, [])))
+            for name, (turns, labels) in labelled.items()
+        ]
+    results = {mode: aggregate(per_mode[mode]) for mode in MODES}
+    return results, false_trigger_rejection(per_mode["adaptive"], per_mode["vad"])
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "eval-bargein",
+        help="score adaptive vs vad interruption mode on labelled stereo scenario WAVs",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("directory", type=Path, metavar="DIR")
+    parser.add_argument("--config", help="agent YAML passed to gateway replay")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE")
+    parser.add_argument("--json", type=Path, help="also write the metrics to this JSON file")
+    parser.add_argument("--keep-replay", type=Path, help="write the raw replay JSON lines into this folder")
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    results, rejection = evaluate(args.directory, args.config, args.overrides, args.keep_replay)
+    print(table(results, rejection))
+    if args.json:
+        data = {m: r.to_dict() for m, r in results.items()}
+        data["vad_false_triggers_rejected"] = {"fraction": rejection[0], "of": rejection[1]}
+        args.json.write_text(json.dumps(data, indent=1) + "\n")
+    return 0

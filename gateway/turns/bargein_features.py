@@ -1,0 +1,92 @@
+"""Log-mel features of the barge-in model, in numpy (shared by the runtime and the training recipe).
+
+Theory of operation
+-------------------
+Audio is 8 kHz mono. Frame ``i`` is the 25 ms (200 samples) Hann-windowed segment that *ends* at sample
+``(i + 1) * 80``: one frame per 10 ms hop, causal, so frame ``i`` exists as soon as ``(i + 1) * 80`` samples
+have arrived. Before the first sample the signal is taken as zeros. Each frame gives ``N_MELS`` log
+energies of triangular mel bands spanning the telephone band.
+
+The same function computes the features of training clips and of live streams, so there is no
+train/serve skew: the recipe in ``models/bargein`` imports this module.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import numpy.typing as npt
+
+SAMPLE_RATE = 8000
+HOP = 80  # 10 ms
+WIN = 200  # 25 ms
+NFFT = 256
+N_MELS = 24
+FMIN = 250.0
+FMAX = 3500.0
+# Added to band energies before the logarithm (int16 full scale = 1.0): about -90 dBFS, so digital
+# silence and the noise floor of a quiet line map to a finite, constant value.
+ENERGY_FLOOR = 1e-9
+# The model sees 1.0 s before the onset and at most this many frames in all.
+PRE_ONSET_FRAMES = 100
+MAX_FRAMES = 300
+# The network downsamples time by this factor; windows are trimmed to a multiple of it.
+TIME_STRIDE = 4
+
+FloatArray = npt.NDArray[np.float32]
+
+
+def _hz_to_mel(f: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    return 2595.0 * np.log10(1.0 + f / 700.0)
+
+
+def _mel_to_hz(m: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
+
+
+@functools.cache
+def mel_matrix() -> FloatArray:
+    """[NFFT // 2 + 1, N_MELS] triangular filterbank."""
+    n_bins = NFFT // 2 + 1
+    freqs = np.linspace(0.0, SAMPLE_RATE / 2, n_bins)
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(np.array(FMIN)), _hz_to_mel(np.array(FMAX)), N_MELS + 2))
+    fb = np.zeros((n_bins, N_MELS), dtype=np.float64)
+    for j in range(N_MELS):
+        lo, mid, hi = edges[j], edges[j + 1], edges[j + 2]
+        up = (freqs - lo) / (mid - lo)
+        down = (hi - freqs) / (hi - mid)
+        fb[:, j] = np.clip(np.minimum(up, down), 0.0, None)
+    return fb.astype(np.float32)
+
+
+@functools.cache
+def _window() -> FloatArray:
+    return np.hanning(WIN).astype(np.float32)
+
+
+def logmel(samples: npt.NDArray[np.generic], first_frame: int = 0) -> FloatArray:
+    """Features of the frames that lie entirely inside ``samples``.
+
+    ``samples`` holds the audio from sample ``first_frame * HOP - (WIN - HOP)`` on (int16 or float in
+    [-1, 1]); pass ``first_frame=0`` with the stream's own beginning and the missing left context is
+    zero-filled. Returns ``[n_frames, N_MELS]`` float32.
+    """
+    x = np.asarray(samples)
+    x = x.astype(np.float32) / 32768.0 if x.dtype == np.int16 else x.astype(np.float32)
+    if first_frame == 0:
+        x = np.concatenate([np.zeros(WIN - HOP, dtype=np.float32), x])
+    n = (len(x) - (WIN - HOP)) // HOP
+    if n <= 0:
+        return np.zeros((0, N_MELS), dtype=np.float32)
+    idx = np.arange(WIN)[None, :] + HOP * np.arange(n)[:, None]
+    frames = x[idx] * _window()[None, :]
+    spec = np.fft.rfft(frames, n=NFFT, axis=1)
+    power = (spec.real**2 + spec.imag**2).astype(np.float32)
+    mel = power @ mel_matrix()
+    return np.log(mel + ENERGY_FLOOR).astype(np.float32)
+
+
+def silence_frame() -> FloatArray:
+    """The feature vector of digital silence (used to pad windows that start before the stream)."""
+    return np.full((N_MELS,), np.log(ENERGY_FLOOR), dtype=np.float32)
