@@ -218,7 +218,16 @@ class SessionHost:
             if transport is not None:
                 reason = str(body.get("reason", "error"))
                 self.calls_ended[reason] = self.calls_ended.get(reason, 0) + 1
-                transport._finish(reason, int(body.get("frames_dropped", 0)))
+                dropped, total = int(body.get("frames_dropped", 0)), int(body.get("frames_total", 0))
+                transport._finish(reason, dropped)
+                log.info(
+                    "call %s ended: %s; frames %d, dropped in worker %d, dropped here %d",
+                    transport.info.call_id,
+                    reason,
+                    total,
+                    dropped,
+                    transport.frames_dropped,
+                )
 
     async def _run_session(self, transport: SipCallTransport) -> None:
         try:
