@@ -56,7 +56,16 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, DetectorNotFound) as exc:
         print(f"gateway replay: {exc}", file=sys.stderr)
         return 2
-    recorder = _database_recorder(args.db, loaded.config.agent) if args.db else None
+    sink = None
+    if args.db:
+        from gateway.metrics.replay_sink import ReplaySink
+        from gateway.metrics.schema import SchemaOutOfDate
+
+        try:
+            sink = ReplaySink(args.db, loaded.config.agent)
+        except SchemaOutOfDate as exc:
+            print(f"gateway replay: {exc}", file=sys.stderr)
+            return 2
     failures = 0
     files = args.files
     if args.progress:
@@ -73,19 +82,13 @@ def run(args: argparse.Namespace) -> int:
         for row in result.contract_events() if not args.all_events else _all(result):
             sys.stdout.write(json.dumps(row) + "\n")
         sys.stdout.flush()
-        if recorder is not None:
-            recorder(result)
+        if sink is not None:
+            sink.record(result)
+    if sink is not None:
+        sink.close()
     return 1 if failures else 0
 
 
 def _all(result: Any) -> list[dict[str, object]]:
     return [{"file": result.file, **e.to_dict()} for e in sorted(result.events, key=lambda e: e.t)]
 
-
-def _database_recorder(url: str, agent: str) -> Any:
-    from gateway.metrics.replay_sink import record_replay
-
-    def record(result: Any) -> None:
-        record_replay(url, agent, result)
-
-    return record

@@ -146,3 +146,36 @@ def test_set_override_errors_are_reported_with_the_key(
     code, rows, err = replay(capsys, str(scenario), "--set", "interruption.mode=sometimes")
     assert code == 2 and not rows
     assert "interruption.mode" in err
+
+
+def test_replay_writes_the_same_rows_as_a_live_call(
+    capsys: pytest.CaptureFixture[str], scenario: Path, migrated_url: str
+) -> None:
+    from sqlalchemy import select
+
+    from gateway.metrics.database import create_db_engine
+    from gateway.metrics.tables import Call, InterruptionEvent, Turn
+
+    code, rows, _ = replay(capsys, str(scenario), "--db", migrated_url)
+    assert code == 0
+    engine = create_db_engine(migrated_url)
+    with engine.connect() as conn:
+        (call,) = conn.execute(select(Call.id, Call.edge, Call.end_reason)).all()
+        kinds = conn.execute(
+            select(InterruptionEvent.kind, InterruptionEvent.offset_s, InterruptionEvent.mode)
+            .where(InterruptionEvent.call_id == call.id)
+            .order_by(InterruptionEvent.offset_s)
+        ).all()
+        turns = conn.execute(select(Turn.eou_delay_ms).where(Turn.call_id == call.id)).all()
+    engine.dispose()
+    assert call.edge == "replay" and call.end_reason == "replay_end"
+    expected = [(r["type"], r["t"]) for r in rows if r["type"] in ("interruption", "backchannel")]
+    assert [(k.kind, pytest.approx(k.offset_s, abs=0.002)) for k in kinds] == expected
+    assert len(turns) == len([r for r in rows if r["type"] == "end_of_turn"])
+
+
+def test_replay_refuses_an_unmigrated_database(
+    capsys: pytest.CaptureFixture[str], scenario: Path, tmp_path: Path
+) -> None:
+    code, rows, err = replay(capsys, str(scenario), "--db", f"sqlite:///{tmp_path / 'empty.db'}")
+    assert code == 2 and not rows and "gateway db upgrade" in err

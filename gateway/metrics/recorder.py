@@ -187,6 +187,12 @@ class CallRecorder:
             self._false_interruption(event)
         elif isinstance(event, PausePlayout | StopPlayout | ResumePlayout):
             self._agent_reaction(event)
+            # the agent is audible until it yields, and again from a resume
+            if isinstance(event, ResumePlayout):
+                self._agent_start = event.t
+            elif self._agent_start is not None:
+                self._segment("agent", self._agent_start, event.t)
+                self._agent_start = None
         elif isinstance(event, EndOfTurn):
             self._turn_row(event)
         elif isinstance(event, UserSpeechStart):
