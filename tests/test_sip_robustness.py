@@ -88,3 +88,27 @@ def test_capacity_limit_answers_503_with_retry_after(tmp_path: Path) -> None:
         res = run_sipp(tmp_path, gw.port, "uac_echo.xml", *ECHO)  # capacity is back
         assert res.returncode == 0, res.stdout[-2000:]
         assert len(gw.results(3)) == 3
+
+
+def test_allow_list_and_invite_flood_protection(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.yaml"
+    config.write_text(
+        "sip:\n  allow: [10.0.0.0/8, 192.168.0.0/16]\nroutes: [{match: dental, agent: d.yaml}]\n"
+    )
+    with gateway_serve(tmp_path / "a", "--config", str(config)) as gw:
+        raw = RawSip()
+        try:
+            reply = raw.request(invite(gw.port, raw.port, body=sdp_offer(40000)), gw.port)
+        finally:
+            raw.close()
+        assert status(reply) == 403
+    flood = ["--set", "sip.rate_limit.invites_per_second=1", "--set", "sip.rate_limit.burst=2"]
+    with gateway_serve(tmp_path / "b", "--config", str(config), "--set", "sip.allow=[]", *flood) as gw:
+        raw = RawSip()
+        try:
+            replies = [raw.request(invite(gw.port, raw.port, user="x"), gw.port) or "" for _ in range(8)]
+        finally:
+            raw.close()
+        # Unknown user: 404 from a worker while under the limit, then the front refuses the flood.
+        assert [r.split("\r\n")[0] for r in replies[:2]] == ["SIP/2.0 404 Not Found"] * 2
+        assert "SIP/2.0 503 Rate Limited" in [r.split("\r\n")[0] for r in replies]

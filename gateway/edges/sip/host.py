@@ -186,6 +186,13 @@ class SessionHost:
             link.sip_port = int(body.get("sip_port", 0))
             link.fast_read = bool(body.get("fast_read"))
             self.workers[link.index] = link
+            log.info(
+                "worker %d connected (pid %d, SIP port %d, fast ByteVector read %s)",
+                link.index,
+                link.pid,
+                link.sip_port,
+                "verified" if link.fast_read else "FAILED its check: slow path",
+            )
             async with self.worker_connected:
                 self.worker_connected.notify_all()
         elif kind == wire.Kind.STATS:
