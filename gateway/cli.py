@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "gateway.eval_bargein",  # eval-bargein
     "gateway.edges.sip.cli",  # serve, call
     "gateway.metrics.cli",  # db, calls, report
+    "gateway.agents.appointments",  # appointments (demo tool service)
 )
 
 
