@@ -1,6 +1,6 @@
 """SIP edge: a Kamailio front, pjsua2 worker processes (thin media bridges) and a session host.
 
-Processes and data paths (see `ARCHITECTURE.md` next to this file):
+Processes and data paths (see `README.md` next to this file):
 
     caller ──SIP──► Kamailio (dispatcher, :5060) ──SIP──► worker N (pjsua2, loopback port)
     caller ◄─RTP──────────────────────────────────────────► worker N
