@@ -112,5 +112,5 @@ def _check_arguments(schema: dict[str, Any], arguments: dict[str, Any]) -> str |
         allowed = _TYPES.get(spec["type"])
         bad_bool = isinstance(value, bool) and spec["type"] in ("integer", "number")
         if allowed and (not isinstance(value, allowed) or bad_bool):
-            return f"argument {key!r} must be a {spec['type']}, got {type(value).__name__}"
+            return f"argument {key!r} must be of type {spec['type']}, got {type(value).__name__}"
     return None
