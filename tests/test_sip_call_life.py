@@ -121,3 +121,15 @@ def test_worker_killed_calls_go_elsewhere_and_it_restarts(tmp_path: Path) -> Non
             time.sleep(0.1)
         assert after.get(0) not in (None, before[0]) and after[1] == before[1]
         assert len(gw.results(3)) == 3
+        # The front itself dies: `serve` restarts it and calls go through again.
+        front_pid = int((gw.run_dir / "kamailio.pid").read_text())
+        os.kill(front_pid, signal.SIGKILL)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            pid_file = gw.run_dir / "kamailio.pid"
+            if pid_file.exists() and pid_file.read_text().strip() not in ("", str(front_pid)):
+                break
+            time.sleep(0.1)  # another process restarts it: poll with a deadline
+        res = run_sipp(tmp_path, gw.port, "uac_echo.xml", *PCMU, "-d", "300")
+        assert res.returncode == 0, res.stdout[-2000:]
+        assert len(gw.results(4)) == 4

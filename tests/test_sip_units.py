@@ -135,3 +135,13 @@ def test_wav_to_pcap(tmp_path: Path) -> None:
     assert len(data) == 24 + n * (16 + 14 + 20 + 8 + 12 + 160)
     first_rtp = data[24 + 16 + 42 : 24 + 16 + 42 + 12]
     assert first_rtp[0] == 0x80 and first_rtp[1] == 0x80 | 8
+
+
+def test_sip_service_status_before_start(tmp_path: Path) -> None:
+    from gateway.edges.sip.service import SipPlan, SipService
+    from gateway.edges.sip.sessions import silent
+
+    service = SipService(SipPlan(port=5999, worker_caps=[2, 2], run_dir=tmp_path), silent)
+    assert service.plan.max_calls == 4
+    with pytest.raises(RuntimeError, match="sip front down"):
+        service.status()

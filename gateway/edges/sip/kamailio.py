@@ -137,13 +137,14 @@ class KamailioFront:
         )
 
     async def stop(self, timeout: float = 5.0) -> None:
+        """Stop the whole process group (Kamailio's children too, even if the main process died)."""
         proc = self.proc
-        if proc is None or proc.returncode is not None:
+        if proc is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(proc.wait(), timeout)
-        except (TimeoutError, ProcessLookupError):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            await proc.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        await proc.wait()

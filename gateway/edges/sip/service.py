@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib
 import json
 import logging
@@ -11,6 +13,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from gateway.config.schema import GatewayConfig
 from gateway.edges.sip.host import SessionFactory, SessionHost
@@ -117,6 +120,9 @@ class SipService:
             [("127.0.0.1", s.sip_port) for s in specs],
         )
 
+        self._stopping = False
+        self._front_watch: asyncio.Task[None] | None = None
+
     def _worker_args(self, cap: int) -> list[str]:
         p = self.plan
         args = [
@@ -138,9 +144,8 @@ class SipService:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         await self.host.start()
         await self.supervisor.start()
-        await self.front.start()
-        if not await wait_for_sip(self.plan.host, self.plan.port, 10.0):
-            raise RuntimeError(f"the SIP front did not answer on {self.plan.host}:{self.plan.port}")
+        await self._start_front()
+        self._front_watch = asyncio.create_task(self._watch_front())
         log.info(
             "SIP edge up: front %s:%d, %d workers, max %d calls, run dir %s",
             self.plan.host,
@@ -150,10 +155,56 @@ class SipService:
             self.run_dir,
         )
 
+    async def _start_front(self) -> None:
+        await self.front.start()
+        if not await wait_for_sip(self.plan.host, self.plan.port, 10.0):
+            raise RuntimeError(f"the SIP front did not answer on {self.plan.host}:{self.plan.port}")
+
+    async def _watch_front(self) -> None:
+        """Restart Kamailio if it exits on its own (calls in progress keep their RTP meanwhile)."""
+        while not self._stopping:
+            proc = self.front.proc
+            if proc is None:
+                return
+            code = await proc.wait()
+            if self._stopping:
+                return
+            log.error("the SIP front exited with %s; restarting it", code)
+            await self.front.stop()  # its children may still hold the port
+            await asyncio.sleep(1.0)  # restart back-off
+            try:
+                await self._start_front()
+            except (RuntimeError, OSError):
+                log.exception("restarting the SIP front failed")
+
+    def status(self) -> dict[str, Any]:
+        """For /healthz and /metrics: raises RuntimeError when the edge cannot take calls."""
+        front = self.front.proc
+        if front is None or front.returncode is not None:
+            raise RuntimeError("sip front down")
+        workers = self.host.workers
+        if not workers:
+            raise RuntimeError("no sip worker connected")
+        return {
+            "workers": len(workers),
+            "workers_expected": len(self.plan.worker_caps),
+            "max_calls": self.plan.max_calls,
+            "active_calls": self.host.active_calls,
+            "calls_started": self.host.calls_started,
+            "calls_ended": dict(self.host.calls_ended),
+            "frames_dropped_worker": sum(int(w.stats.get("frames_dropped", 0)) for w in workers.values()),
+            "restarts": sum(w.restarts for w in self.supervisor.workers),
+        }
+
     async def drain(self, timeout: float) -> None:
         await self.supervisor.drain(timeout)
 
     async def stop(self) -> None:
+        self._stopping = True
+        if self._front_watch is not None:
+            self._front_watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._front_watch
         await self.front.stop()
         await self.supervisor.stop()
         await self.host.stop()
