@@ -1,0 +1,290 @@
+"""What callers say in the end-of-turn corpus: turns made of parts joined by hesitation pauses.
+
+A *turn* is a list of parts spoken by one voice; every part but the last is an unfinished fragment
+(the caller pauses 0.5–1.8 s, then goes on), the last part finishes the turn. A turn of one part
+is a complete turn ("I'd like Tuesday at three.", "yes", "no thanks").
+
+Phrases are split: the templates of `TRAIN` never appear in `HELDOUT` (used for validation and the
+benchmark); slot fillers (days, times, digits, names) are shared, as they would be in real calls.
+Voices come from the barge-in recipe's split (`models.bargein.phrases`), English only: training
+bases and variants never speak held-out audio, and the held-out variants are split again into
+validation and test halves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.bargein.phrases import BASES_HELDOUT, BASES_TRAIN, VARIANTS_TEST, VARIANTS_TRAIN, VARIANTS_VAL
+
+DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
+TIMES = (
+    "three", "ten thirty", "nine in the morning", "two fifteen", "four o'clock", "noon", "eleven",
+    "half past one", "quarter to five", "eight thirty",
+)  # fmt: skip
+MONTHS = (
+    "January", "February", "March", "April", "May", "June", "July", "August", "September",
+    "October", "November", "December",
+)  # fmt: skip
+ORDINALS = (
+    "first", "second", "third", "fourth", "fifth", "ninth", "twelfth", "fifteenth", "twentieth",
+    "twenty first", "twenty third", "thirtieth",
+)  # fmt: skip
+YEARS = (
+    "nineteen eighty two",
+    "nineteen seventy five",
+    "two thousand one",
+    "nineteen ninety",
+    "nineteen sixty",
+)
+NAMES = ("Smith", "Garcia", "Patel", "Nguyen", "Johnson", "Miller", "Okafor", "Kowalski", "Chen", "Brown")
+FIRST = ("John", "Maria", "Ahmed", "Linda", "Sam", "Priya", "David", "Grace")
+DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+FILLERS = ("um", "uh", "um", "uh", "let me see", "hmm", "er")
+TREATMENTS = ("a cleaning", "a checkup", "a filling", "my crown", "a consultation", "an x-ray")
+
+
+@dataclass(frozen=True)
+class Part:
+    text: str
+    final: bool  # the turn is finished after this part
+
+
+Turn = tuple[Part, ...]
+
+
+@dataclass(frozen=True)
+class Templates:
+    """Sentence frames of one split. `{day}`-style slots are filled from the shared lists."""
+
+    complete: tuple[str, ...]  # whole turns
+    short: tuple[str, ...]  # short answers
+    # (unfinished fragment, continuation) pairs
+    hesitations: tuple[tuple[str, str], ...]
+    number_intros: tuple[str, ...]  # "my number is"
+    date_intros: tuple[str, ...]  # "my date of birth is"
+
+
+TRAIN_TEMPLATES = Templates(
+    complete=(
+        "I'd like {day} at {time}.",
+        "Can I come in on {day}?",
+        "My name is {first} {name}.",
+        "I need to book {treatment}.",
+        "Do you have anything on {day} afternoon?",
+        "That works for me.",
+        "I'd like to cancel my appointment.",
+        "Is doctor {name} available on {day}?",
+        "What time do you open on {day}?",
+        "I'm calling about my bill.",
+        "How much is {treatment}?",
+        "Yes, {day} at {time} is perfect.",
+        "I have a toothache.",
+        "Could you send me a reminder?",
+        "My insurance is with Delta Dental.",
+        "I'll take the {time} slot.",
+        "Can you repeat that please?",
+        "I want to move my appointment to {day}.",
+        "My number is {digits7}.",
+        "I was born on {month} {ordinal}.",
+        "It's {first} {name}.",
+        "Where are you located?",
+        "Do you take new patients?",
+    ),
+    short=(
+        "yes",
+        "no",
+        "no thanks",
+        "yes please",
+        "okay",
+        "sure",
+        "that's right",
+        "correct",
+        "thank you",
+        "perfect",
+        "sounds good",
+        "not really",
+        "maybe",
+        "{day}",
+        "{time}",
+        "{day} please",
+        "bye",
+        "that's all",
+        "great, thanks",
+        "no, that's it",
+    ),
+    hesitations=(
+        ("I'd like to book an appointment for", "{day}."),
+        ("I was thinking maybe", "{day}?"),
+        ("could I come in on", "{day} at {time}?"),
+        ("I need to see the doctor about", "{treatment}."),
+        ("my name is", "{first} {name}."),
+        ("the appointment is for my", "daughter."),
+        ("I want to change my", "appointment to {day}."),
+        ("is there anything available on", "{day}?"),
+        ("I'd prefer the", "morning if possible."),
+        ("I'm calling because", "I lost a filling."),
+        ("I have a question about", "my insurance."),
+        ("and then I also need", "{treatment}."),
+        ("it's been hurting since", "{day}."),
+        ("we could do", "{time} on {day}."),
+        ("my last visit was in", "{month}."),
+        ("I think it was with doctor", "{name}."),
+        ("can you tell me if", "you take Cigna?"),
+        ("the best time for me would be", "{day} at {time}."),
+        ("I'd like to", "reschedule."),
+        ("so if I come at", "{time}, is that okay?"),
+        ("my email is", "{first} at gmail dot com."),
+        ("I'm free on", "{day} and {day2}."),
+    ),
+    number_intros=("my number is", "you can reach me at", "my phone number is", "call me back on"),
+    date_intros=("my date of birth is", "I was born on", "the date was"),
+)
+
+HELDOUT_TEMPLATES = Templates(
+    complete=(
+        "Could you put me down for {day} at {time}?",
+        "I'd rather come on {day}.",
+        "This is {first} {name}.",
+        "I'm looking to schedule {treatment}.",
+        "Are you open on {day}?",
+        "That's fine with me.",
+        "Please cancel my visit on {day}.",
+        "Does doctor {name} work on {day}?",
+        "The number is {digits7}.",
+        "My birthday is {month} {ordinal}.",
+        "I'll be there at {time}.",
+    ),
+    short=("yeah", "no, thank you", "all right", "exactly", "fine", "{day} works", "yes, that's me", "nope"),
+    hesitations=(
+        ("could you put me down for", "{day} at {time}?"),
+        ("I'll need an appointment with", "doctor {name}."),
+        ("my daughter needs", "{treatment}."),
+        ("the earliest I can do is", "{day}."),
+        ("I'm not sure if", "I can make it."),
+        ("I was hoping to get in on", "{day} morning."),
+        ("I'm calling to ask about", "the cost of {treatment}."),
+        ("it started hurting after", "my last cleaning."),
+        ("the appointment was booked under", "{first} {name}."),
+        ("would it be possible to", "come in earlier?"),
+    ),
+    number_intros=("the best number to reach me is", "my cell is", "you can call me on"),
+    date_intros=("my birthday is", "the date of birth is"),
+)
+
+
+def _fill(rng: np.random.Generator, template: str) -> str:
+    days = rng.choice(len(DAYS), size=2, replace=False)
+    slots = {
+        "day": DAYS[days[0]],
+        "day2": DAYS[days[1]],
+        "time": TIMES[int(rng.integers(len(TIMES)))],
+        "month": MONTHS[int(rng.integers(len(MONTHS)))],
+        "ordinal": ORDINALS[int(rng.integers(len(ORDINALS)))],
+        "name": NAMES[int(rng.integers(len(NAMES)))],
+        "first": FIRST[int(rng.integers(len(FIRST)))],
+        "treatment": TREATMENTS[int(rng.integers(len(TREATMENTS)))],
+        "digits7": " ".join(DIGITS[int(d)] for d in rng.integers(0, 10, size=7)),
+    }
+    return template.format(**slots)
+
+
+def _digits(rng: np.random.Generator, n: int) -> str:
+    return " ".join(DIGITS[int(d)] for d in rng.integers(0, 10, size=n))
+
+
+def _finish(text: str, rng: np.random.Generator) -> str:
+    """A complete part ends in '.' or '?' (already there) or, for short answers, sometimes nothing."""
+    return text if text[-1] in ".?!" else text + ("." if rng.random() < 0.7 else "")
+
+
+def complete_turn(rng: np.random.Generator, t: Templates) -> Turn:
+    pool = t.complete if rng.random() < 0.6 else t.short
+    return (Part(_finish(_fill(rng, pool[int(rng.integers(len(pool)))]), rng), True),)
+
+
+def hesitation_turn(rng: np.random.Generator, t: Templates) -> Turn:
+    head, tail = t.hesitations[int(rng.integers(len(t.hesitations)))]
+    head = _fill(rng, head)
+    if rng.random() < 0.3:  # a filler at the end of the fragment: "... for, um"
+        head = f"{head}, {FILLERS[int(rng.integers(len(FILLERS)))]}"
+    return (Part(head, False), Part(_finish(_fill(rng, tail), rng), True))
+
+
+def filler_turn(rng: np.random.Generator, t: Templates) -> Turn:
+    """A filler on its own, then the turn: "um ... I need a cleaning"."""
+    filler = FILLERS[int(rng.integers(len(FILLERS)))]
+    rest = complete_turn(rng, t)[0]
+    if rng.random() < 0.5:
+        filler = f"{'so' if rng.random() < 0.5 else 'well'}, {filler}"
+    return (Part(filler, False), rest)
+
+
+def number_turn(rng: np.random.Generator, t: Templates) -> Turn:
+    """A phone number read in groups (3-3-4 or 3-4), pausing between groups."""
+    intro = t.number_intros[int(rng.integers(len(t.number_intros)))]
+    groups = [3, 3, 4] if rng.random() < 0.5 else [3, 4]
+    texts = [_digits(rng, n) for n in groups]
+    parts: list[Part] = []
+    if rng.random() < 0.35:  # pause after the intro too
+        parts.append(Part(intro, False))
+    else:
+        texts[0] = f"{intro} {texts[0]}"
+    # Sometimes only the last boundary carries a pause (the rest is read in one go).
+    if len(texts) == 3 and rng.random() < 0.3:
+        texts = [f"{texts[0]}, {texts[1]}", texts[2]]
+    parts += [Part(text, False) for text in texts[:-1]]
+    parts.append(Part(texts[-1] + ".", True))
+    return tuple(parts)
+
+
+def date_turn(rng: np.random.Generator, t: Templates) -> Turn:
+    intro = t.date_intros[int(rng.integers(len(t.date_intros)))]
+    month = MONTHS[int(rng.integers(len(MONTHS)))]
+    ordinal = ORDINALS[int(rng.integers(len(ORDINALS)))]
+    year = YEARS[int(rng.integers(len(YEARS)))]
+    if rng.random() < 0.5:
+        return (Part(f"{intro} {month}", False), Part(f"{ordinal}, {year}.", True))
+    return (Part(f"{intro} {month} {ordinal}", False), Part(f"{year}.", True))
+
+
+FAMILIES: dict[str, tuple[float, Callable[[np.random.Generator, Templates], Turn]]] = {
+    "complete": (0.40, complete_turn),
+    "hesitation": (0.27, hesitation_turn),
+    "filler": (0.08, filler_turn),
+    "number": (0.15, number_turn),
+    "date": (0.10, date_turn),
+}
+
+
+def draw_turn(rng: np.random.Generator, t: Templates) -> tuple[str, Turn]:
+    names = list(FAMILIES)
+    weights = np.array([FAMILIES[n][0] for n in names])
+    name = names[int(rng.choice(len(names), p=weights / weights.sum()))]
+    return name, FAMILIES[name][1](rng, t)
+
+
+@dataclass(frozen=True)
+class VoiceSplit:
+    bases: tuple[str, ...]
+    variants: tuple[str, ...]
+
+    def draw(self, rng: np.random.Generator) -> str:
+        base = self.bases[int(rng.integers(len(self.bases)))]
+        variant = self.variants[int(rng.integers(len(self.variants)))]
+        return f"{base}+{variant}" if variant else base
+
+
+VOICES: dict[str, VoiceSplit] = {
+    "train": VoiceSplit(BASES_TRAIN["en"], VARIANTS_TRAIN),
+    "val": VoiceSplit(BASES_HELDOUT["en"], VARIANTS_VAL),
+    "test": VoiceSplit(BASES_HELDOUT["en"], VARIANTS_TEST),
+}
+TEMPLATES: dict[str, Templates] = {
+    "train": TRAIN_TEMPLATES,
+    "val": HELDOUT_TEMPLATES,
+    "test": HELDOUT_TEMPLATES,
+}
