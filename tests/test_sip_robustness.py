@@ -112,3 +112,31 @@ def test_allow_list_and_invite_flood_protection(tmp_path: Path) -> None:
         # Unknown user: 404 from a worker while under the limit, then the front refuses the flood.
         assert [r.split("\r\n")[0] for r in replies[:2]] == ["SIP/2.0 404 Not Found"] * 2
         assert "SIP/2.0 503 Rate Limited" in [r.split("\r\n")[0] for r in replies]
+
+
+def test_digest_authentication(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.sip_fixtures import gateway_call
+
+    config = tmp_path / "gateway.yaml"
+    config.write_text('sip:\n  auth: {username: trunk, password: "${TEST_SIP_SECRET}"}\n')
+    secret = "s3cret-Pa55"
+    with gateway_serve(tmp_path, "--config", str(config), env={"TEST_SIP_SECRET": secret}) as gw:
+        raw = RawSip()
+        try:
+            reply = raw.request(invite(gw.port, raw.port, body=sdp_offer(40000)), gw.port)
+        finally:
+            raw.close()
+        assert (
+            status(reply) == 407
+            and reply is not None
+            and "Digest" in (header(reply, "Proxy-Authenticate") or "")
+        )
+        to = f"sip:dental@127.0.0.1:{gw.port}"
+        monkeypatch.setenv("GATEWAY_SIP_PASSWORD", secret)
+        good = gateway_call("--to", to, "--user", "trunk", "--duration", "0.5")
+        monkeypatch.setenv("GATEWAY_SIP_PASSWORD", "wrong")
+        bad = gateway_call("--to", to, "--user", "trunk", "--duration", "0.5")
+        assert good["answered"] and not bad["answered"]
+        assert len(gw.results(1)) == 1
+        logs = (tmp_path / "serve.err").read_text() + gw.log("kamailio.log") + gw.log("worker0.log")
+    assert secret not in logs

@@ -38,6 +38,8 @@ class CallOptions:
     dtmf: str = ""
     dtmf_at: float = 0.5
     timeout: float = 10.0  # for the answer
+    user: str = ""  # SIP digest credentials, when the gateway asks for them
+    password: str = field(default="", repr=False)
 
 
 @dataclass
@@ -75,7 +77,10 @@ def place_call(opts: CallOptions) -> CallResult:
     result = CallResult()
     ep, port = create_endpoint(EndpointOptions(sip_port=0, codecs=opts.codecs, tcp=opts.transport == "tcp"))
     account = pj.Account()
-    account.create(account_config(EndpointOptions(), port, user="caller"))
+    acfg = account_config(EndpointOptions(), port, user=opts.user or "caller")
+    if opts.user:
+        acfg.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", opts.user, 0, opts.password))
+    account.create(acfg)
     call = _Call(account)
     media: CallMediaPort | None = None
     recorded: list[bytes] = []

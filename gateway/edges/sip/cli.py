@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ def register(sub: Any) -> None:
     call.add_argument("--transport", choices=["udp", "tcp"], default="udp")
     call.add_argument("--dtmf", default="", help="digits to send (RFC 4733) after --dtmf-at seconds")
     call.add_argument("--dtmf-at", type=float, default=0.5)
+    call.add_argument("--user", default="", help="SIP digest user name (password: $GATEWAY_SIP_PASSWORD)")
     call.set_defaults(func=_call)
 
 
@@ -75,6 +77,8 @@ def _call(args: argparse.Namespace) -> int:
         transport=args.transport,
         dtmf=args.dtmf,
         dtmf_at=args.dtmf_at,
+        user=args.user,
+        password=os.environ.get("GATEWAY_SIP_PASSWORD", ""),
     )
     result = place_call(opts)
     json.dump(dataclasses.asdict(result), sys.stdout)

@@ -31,6 +31,9 @@ class FrontOptions:
     allow: Sequence[str] = ()
     invites_per_second: float = 0.0  # 0: no flood protection
     burst: int = 10
+    auth_user: str = ""
+    auth_password: str = field(default="", repr=False)  # only in the 0600 generated config
+    auth_realm: str = ""
     ping_interval: int = 2
     fr_timer_ms: int = 2000
     debug: int = 1
@@ -50,6 +53,13 @@ def dispatcher_list(workers: Sequence[tuple[str, int]]) -> str:
     return "".join(f"1 sip:{host}:{port};transport=udp\n" for host, port in workers)
 
 
+def _quoted(value: str) -> str:
+    """A value safe inside a double-quoted Kamailio string."""
+    if any(c in value for c in '"\\\r\n$'):
+        raise ValueError("SIP credentials may not contain quotes, backslashes, '$' or line breaks")
+    return value
+
+
 def render_config(opts: FrontOptions, dispatcher_file: Path, modules: str) -> str:
     defines = list(opts.extra_defines)
     if opts.tcp:
@@ -58,6 +68,8 @@ def render_config(opts: FrontOptions, dispatcher_file: Path, modules: str) -> st
         defines.append("WITH_ALLOW")
     if opts.invites_per_second > 0:
         defines.append("WITH_PIKE")
+    if opts.auth_user:
+        defines.append("WITH_AUTH")
     # pike counts requests per sampling unit: a burst over `burst / rate` seconds.
     unit = max(1, round(opts.burst / opts.invites_per_second)) if opts.invites_per_second > 0 else 2
     density = max(1, round(opts.invites_per_second * unit)) if opts.invites_per_second > 0 else 1
@@ -75,6 +87,9 @@ def render_config(opts: FrontOptions, dispatcher_file: Path, modules: str) -> st
         "ALLOW": ",".join(opts.allow),
         "PIKE_UNIT": str(unit),
         "PIKE_DENSITY": str(density),
+        "AUTH_USER": _quoted(opts.auth_user),
+        "AUTH_PASSWORD": _quoted(opts.auth_password),
+        "AUTH_REALM": _quoted(opts.auth_realm or opts.host),
     }
     text = opts.template.read_text()
     for key, value in values.items():
@@ -96,6 +111,8 @@ class KamailioFront:
         ds = self.run_dir / "dispatcher.list"
         ds.write_text(dispatcher_list(self.workers))
         cfg = self.run_dir / "kamailio.cfg"
+        cfg.touch(mode=0o600)
+        cfg.chmod(0o600)
         cfg.write_text(render_config(self.opts, ds, module_dir()))
         return cfg
 

@@ -45,6 +45,9 @@ class SipPlan:
     allow: list[str] = field(default_factory=list)
     invites_per_second: float = 0.0
     burst: int = 10
+    auth_user: str = ""
+    auth_password: str = field(default="", repr=False)
+    auth_realm: str = ""
     run_dir: Path | None = None
 
     @property
@@ -81,6 +84,9 @@ def plan_from_config(cfg: GatewayConfig, workers: int | None = None, max_calls: 
         allow=list(sip.allow),
         invites_per_second=rate.invites_per_second if rate else 0.0,
         burst=rate.burst if rate else 10,
+        auth_user=sip.auth.username if sip.auth else "",
+        auth_password=sip.auth.password.get_secret_value() if sip.auth else "",
+        auth_realm=(sip.auth.realm or "") if sip.auth else "",
     )
 
 
@@ -115,6 +121,9 @@ class SipService:
                 allow=plan.allow,
                 invites_per_second=plan.invites_per_second,
                 burst=plan.burst,
+                auth_user=plan.auth_user,
+                auth_password=plan.auth_password,
+                auth_realm=plan.auth_realm,
             ),
             self.run_dir,
             [("127.0.0.1", s.sip_port) for s in specs],
