@@ -80,7 +80,15 @@ def _call(args: argparse.Namespace) -> int:
         user=args.user,
         password=os.environ.get("GATEWAY_SIP_PASSWORD", ""),
     )
-    result = place_call(opts)
+    # PJSIP prints its start-up lines on stdout: keep stdout for the JSON summary alone.
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        result = place_call(opts)
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
     json.dump(dataclasses.asdict(result), sys.stdout)
     sys.stdout.write("\n")
     return 0 if result.answered else 1
