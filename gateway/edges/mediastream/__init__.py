@@ -1,0 +1,66 @@
+"""Carrier media streams over WebSocket: Twilio, Telnyx, Plivo, Exotel and Vonage numbers.
+
+Routes (added to `gateway serve`'s HTTP app by `install`):
+
+- `GET /media` — any dialect, detected from the first messages;
+- `GET /media/{twilio,telnyx,plivo,exotel,vonage}` — that dialect only;
+- `POST /twilio/voice` — Twilio's voice webhook, answered with `<Connect><Stream>`.
+
+Module map: `dialects/` (one sans-I/O module per carrier), `auth.py` (secrets, signed tokens,
+Twilio signatures), `marks.py` (heard position from mark echoes), `transport.py` (the
+CallTransport), `handler.py` (the WebSocket coroutine), `twiml.py`, `simulator.py` (a carrier
+in a box, for tests and the benchmark).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+from aiohttp import web
+
+from gateway.edges.mediastream.dialects import DIALECTS
+from gateway.edges.mediastream.handler import MediaStreamEdge
+from gateway.edges.mediastream.settings import MediaStreamSettings
+from gateway.edges.mediastream.twiml import voice_webhook
+from gateway.runtime import GatewayRuntime
+
+log = logging.getLogger(__name__)
+
+MEDIASTREAM_EDGE = web.AppKey("mediastream_edge", MediaStreamEdge)
+
+
+def make_install(settings: MediaStreamSettings | None = None) -> functools.partial[None]:
+    return functools.partial(_install, settings=settings)
+
+
+def install(app: web.Application, runtime: GatewayRuntime) -> None:
+    """The HTTP_ROUTES installer, with settings from the environment."""
+    _install(app, runtime, settings=None)
+
+
+def _install(app: web.Application, runtime: GatewayRuntime, settings: MediaStreamSettings | None) -> None:
+    settings = settings or MediaStreamSettings.from_env()
+    if not settings.authenticated:
+        log.warning("media streams are not authenticated: set GATEWAY_MEDIA_SECRET and/or TWILIO_AUTH_TOKEN")
+    edge = MediaStreamEdge(runtime, settings)
+    app[MEDIASTREAM_EDGE] = edge
+
+    async def any_dialect(request: web.Request) -> web.StreamResponse:
+        return await edge.handle(request)
+
+    app.router.add_get("/media", any_dialect)
+    for name in DIALECTS:
+
+        async def forced(request: web.Request, name: str = name) -> web.StreamResponse:
+            return await edge.handle(request, forced=name)
+
+        app.router.add_get(f"/media/{name}", forced)
+
+    async def twilio_voice(request: web.Request) -> web.Response:
+        return await voice_webhook(request, runtime, settings)
+
+    app.router.add_post("/twilio/voice", twilio_voice)
+
+
+__all__ = ["MEDIASTREAM_EDGE", "MediaStreamEdge", "MediaStreamSettings", "install", "make_install"]

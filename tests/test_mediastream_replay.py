@@ -1,0 +1,167 @@
+"""Each carrier's documented message sequence over a real WebSocket, with a recorded call's audio:
+the live decisions and database rows equal what `gateway replay` gives on the call's recording."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from audio_fixtures import espeak, place
+from sqlalchemy import select
+
+from gateway.config.schema import DatabaseConfig, GatewayConfig, HttpConfig
+from gateway.edges.mediastream import MEDIASTREAM_EDGE, MediaStreamEdge, MediaStreamSettings, make_install
+from gateway.edges.mediastream.simulator import WIRE, CarrierSimulator
+from gateway.metrics.database import create_db_engine
+from gateway.metrics.replay_sink import ReplaySink
+from gateway.metrics.tables import Call, InterruptionEvent
+from gateway.replay import Replayer
+from gateway.runtime import GatewayRuntime
+
+GREETING = (
+    "Thank you for calling Bright Smile Dental. We have openings on Tuesday at nine, "
+    "Tuesday at eleven, and Wednesday at two in the afternoon. Which one works best for you?"
+)
+
+
+def agent_yaml(rate: int) -> str:
+    return f"""
+agent: carrier-test
+greeting: "{GREETING}"
+tts: {{provider: espeak-ng}}
+turn_handling:
+  min_endpointing_delay: 0.5
+  max_endpointing_delay: 1.5
+  interruption:
+    mode: adaptive
+    detector: heuristic
+    false_interruption_timeout: 0.6
+  vad:
+    sample_rate: {rate}
+"""
+
+
+class Gateway:
+    def __init__(self, runtime: GatewayRuntime, port: int, edge: MediaStreamEdge) -> None:
+        self.runtime, self.port, self.edge = runtime, port, edge
+
+    def url(self, path: str = "/media") -> str:
+        return f"ws://127.0.0.1:{self.port}{path}"
+
+
+StartGateway = Callable[..., Awaitable[Gateway]]
+
+
+@pytest.fixture
+async def start_gateway(tmp_path: Path) -> AsyncIterator[StartGateway]:
+    services: list = []
+
+    async def start(
+        rate: int = 8000, db_url: str | None = None, settings: MediaStreamSettings | None = None
+    ) -> Gateway:
+        agent = tmp_path / f"agent{rate}.yaml"
+        agent.write_text(agent_yaml(rate))
+        config = GatewayConfig(
+            default_agent=str(agent),
+            database=DatabaseConfig(url=db_url or "sqlite://", spool_dir=str(tmp_path / "spool")),
+        ).model_copy(update={"http": HttpConfig.model_construct(host="127.0.0.1", port=0)})
+        runtime = GatewayRuntime(config, db_url)
+        if db_url is not None:
+            metrics = runtime.metrics_service()
+            await metrics.start()
+            services.append(metrics)
+        http = runtime.http_service()
+        make_install(settings or MediaStreamSettings())(http.app, runtime)
+        await http.start()
+        services.append(http)
+        return Gateway(runtime, http.port, http.app[MEDIASTREAM_EDGE])
+
+    yield start
+    for service in reversed(services):
+        await service.stop()
+
+
+def recorded_call(rate: int) -> np.ndarray:
+    """A caller who says "mm-hmm" during the greeting, then barges in for real."""
+    return place(
+        11.0,
+        [
+            (3.0, espeak("mm-hmm", voice="en-gb", speed=170, rate=rate)),
+            (6.0, espeak("hold on, stop please", voice="en-gb", rate=rate)),
+        ],
+        rate=rate,
+    )
+
+
+def verdicts(events: list) -> list[tuple]:
+    return [
+        (e.type, round(e.onset, 2), e.mode, None if e.probability is None else round(e.probability, 3))
+        for e in events
+        if e.type in ("interruption", "backchannel")
+    ]
+
+
+def rows(url: str, edge: str) -> list[tuple]:
+    engine = create_db_engine(url)
+    with engine.connect() as conn:
+        (call_id,) = conn.execute(select(Call.id).where(Call.edge == edge)).scalars().all()
+        found = conn.execute(
+            select(
+                InterruptionEvent.kind,
+                InterruptionEvent.onset_s,
+                InterruptionEvent.mode,
+                InterruptionEvent.probability,
+                InterruptionEvent.detection_delay_ms,
+            )
+            .where(InterruptionEvent.call_id == call_id)
+            .order_by(InterruptionEvent.offset_s)
+        ).all()
+    engine.dispose()
+    return [
+        (
+            k,
+            None if on is None else round(on, 2),
+            m,
+            None if p is None else round(p, 3),
+            None if d is None else round(d),
+        )
+        for k, on, m, p, d in found
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dialect", ["twilio", "telnyx", "plivo", "exotel", "vonage"])
+async def test_carrier_call_matches_replay_of_its_recording(
+    dialect: str, start_gateway: StartGateway, migrated_url: str
+) -> None:
+    rate = WIRE[dialect].rate
+    gateway = await start_gateway(rate, migrated_url)
+    result = await CarrierSimulator(
+        gateway.url(f"/media/{dialect}"), dialect, recorded_call(rate), speed=4.0
+    ).run()
+    (closed,) = await gateway.edge.wait_closed(1)
+    assert closed.reason == "call ended" and closed.call_id.startswith(f"{dialect}:")
+    (call,) = gateway.edge.finished
+    assert call.session is not None
+    live = call.session.log.events
+    # the agent spoke, the caller's "mm-hmm" was a backchannel and the barge-in stopped it,
+    # with the carrier told to clear its buffer
+    assert [v[0] for v in verdicts(live)] == ["backchannel", "interruption"]
+    assert result.clears >= 1 and result.marks_sent_back > 0
+    assert any(e.type == "stop_playout" for e in live)
+
+    # the same decisions from `gateway replay` on the stereo recording the carrier made
+    stereo = result.stereo()
+    options = call.session.agent.turn_handling.to_options()
+    replayed = Replayer(options).replay_pcm(stereo[:, 0], stereo[:, 1], rate, f"{dialect}.wav")
+    assert verdicts(live) == verdicts(replayed.events)
+
+    # ... and the same database rows (the live call's come through the metrics writer)
+    await gateway.runtime.writer.stop()  # type: ignore[union-attr]
+    sink = ReplaySink(migrated_url, "carrier-test")
+    sink.record(replayed, sample_rate=rate)
+    sink.close()
+    live_rows = rows(migrated_url, "mediastream")
+    assert live_rows and live_rows == rows(migrated_url, "replay")
