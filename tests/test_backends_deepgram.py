@@ -1,4 +1,4 @@
-"""The Deepgram STT against a local WebSocket server speaking the live-streaming protocol (shapes from the docs)."""
+"""Deepgram STT vs a local WebSocket server speaking the live-streaming protocol (shapes from its docs)."""
 
 from __future__ import annotations
 
@@ -153,10 +153,10 @@ async def test_keepalive_when_no_audio(fake: tuple[FakeDeepgram, str]) -> None:
 
 
 async def test_bad_key_is_a_clear_error(fake: tuple[FakeDeepgram, str]) -> None:
-    server, url = fake
+    _, url = fake
     backend = DeepgramSTT(Options.model_validate({"api_key": "wrong", "url": url}))
     stream = backend.stream(sample_rate=8000)
-    with pytest.raises(BackendError, match="cannot open the stream .*HTTP 401"):
+    with pytest.raises(BackendError, match=r"cannot open the stream .*HTTP 401"):
         await asyncio.wait_for(read_until_final(stream), 10)
     await stream.aclose()
 

@@ -1,4 +1,4 @@
-"""The OpenAI-compatible LLM against a local server speaking chat-completions SSE (shapes from the API docs)."""
+"""The OpenAI-compatible LLM vs a local server speaking chat-completions SSE (shapes from the API docs)."""
 
 from __future__ import annotations
 
@@ -104,11 +104,13 @@ async def test_streams_text_and_usage(server: tuple[Server, str]) -> None:
 async def test_tool_call_deltas_are_assembled(server: tuple[Server, str]) -> None:
     s, url = server
     events: list[object] = [
-        chunk({"role": "assistant", "content": None, "tool_calls": [
-            {"index": 0, "id": "call_a", "type": "function", "function": {"name": "check", "arguments": ""}}]}),
+        chunk({"role": "assistant", "content": None, "tool_calls": [{
+            "index": 0, "id": "call_a", "type": "function",
+            "function": {"name": "check", "arguments": ""}}]}),
         chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"da'}}]}),
-        chunk({"tool_calls": [
-            {"index": 1, "id": "call_b", "type": "function", "function": {"name": "book", "arguments": "{}"}}]}),
+        chunk({"tool_calls": [{
+            "index": 1, "id": "call_b", "type": "function",
+            "function": {"name": "book", "arguments": "{}"}}]}),
         chunk({"tool_calls": [{"index": 0, "function": {"arguments": 'te": "tuesday"}'}}]}),
         chunk({}, "tool_calls"),
         "[DONE]",
@@ -215,7 +217,7 @@ async def test_client_errors_are_not_retried(server: tuple[Server, str]) -> None
         return web.json_response({"error": {"message": "model not found"}}, status=404)
 
     s.handlers = [bad]
-    with pytest.raises(BackendError, match="HTTP 404.*model not found"):
+    with pytest.raises(BackendError, match=r"HTTP 404.*model not found"):
         await collect(llm(url, retries=3))
     assert len(s.requests) == 1
 

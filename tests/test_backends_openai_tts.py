@@ -1,4 +1,4 @@
-"""The OpenAI TTS against a local `/v1/audio/speech` server streaming raw 24 kHz PCM (as the docs describe)."""
+"""The OpenAI TTS vs a local `/v1/audio/speech` server streaming raw 24 kHz PCM (as the docs describe)."""
 
 from __future__ import annotations
 
