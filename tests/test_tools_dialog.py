@@ -53,7 +53,9 @@ async def test_booking_dialog(appointment_service) -> None:
             "Of course. Which day would suit you?"
         )
         reply = await turn(llm, runner, history, "Tuesday")
-        assert reply == "We have Tuesday at nine, Tuesday at eleven, and Wednesday at two. Which would you like?"
+        assert (
+            reply == "We have Tuesday at nine, Tuesday at eleven, and Wednesday at two. Which would you like?"
+        )
         tool_msgs = [m for m in history if m.role == "tool"]
         assert json.loads(tool_msgs[0].content)["date"] == "Tuesday"
         assert await turn(llm, runner, history, "actually wait") == "Of course, take your time."
@@ -65,13 +67,17 @@ async def test_booking_dialog(appointment_service) -> None:
         )
         assert book.booked == {("Tuesday", 9): "John Smith"}
         # A second booking of the same slot is refused and the time asked again.
-        assert await turn(llm, runner, history, "book an appointment") == "Of course. Which day would suit you?"
+        assert (
+            await turn(llm, runner, history, "book an appointment") == "Of course. Which day would suit you?"
+        )
         reply = await turn(llm, runner, history, "Tuesday at nine")
         assert reply == "Tuesday at nine. May I have your name, please?"
         reply = await turn(llm, runner, history, "my name is mary jones")
         assert reply == "Sorry, Tuesday at nine was just taken. Which other time would suit you?"
         reply = await turn(llm, runner, history, "what")  # not understood: the open question again
-        assert reply == "We have Tuesday at eleven, Wednesday at two, and Thursday at ten. Which would you like?"
+        assert (
+            reply == "We have Tuesday at eleven, Wednesday at two, and Thursday at ten. Which would you like?"
+        )
         reply = await turn(llm, runner, history, "eleven")
         assert reply.startswith("Thank you, Mary Jones. You're booked for Tuesday at eleven.")
         assert await turn(llm, runner, history, "blue sky") != ""
