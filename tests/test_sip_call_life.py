@@ -11,8 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-from tests.sip_fixtures import (
+from sip_fixtures import (
     SCENARIOS,
     RawSip,
     gateway_serve,

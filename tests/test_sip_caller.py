@@ -6,8 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from tests.sip_fixtures import SPEECH_RMS, caller_wav, gateway_call, gateway_serve, wav_activity
+from sip_fixtures import SPEECH_RMS, caller_wav, gateway_call, gateway_serve, wav_activity
 
 pytestmark = [
     pytest.mark.slow,

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+# tests/ is on sys.path under pytest; `gateway serve` imports the session as tests.sip_fixtures
+from sip_fixtures import caller_wav, energetic, gateway_serve, run_sipp
+
 from gateway.edges.sip.pcap import wav_to_pcap
-from tests.sip_fixtures import caller_wav, energetic, gateway_serve, run_sipp
 
 pytestmark = [
     pytest.mark.slow,

@@ -8,8 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from tests.sip_fixtures import (
+from sip_fixtures import (
     SCENARIOS,
     RawSip,
     gateway_serve,
@@ -115,7 +114,7 @@ def test_allow_list_and_invite_flood_protection(tmp_path: Path) -> None:
 
 
 def test_digest_authentication(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.sip_fixtures import gateway_call
+    from sip_fixtures import gateway_call
 
     config = tmp_path / "gateway.yaml"
     config.write_text('sip:\n  auth: {username: trunk, password: "${TEST_SIP_SECRET}"}\n')
