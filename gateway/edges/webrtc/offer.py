@@ -1,0 +1,286 @@
+"""HTTP signalling of the WebRTC edge: SDP offer/answer, trickle ICE, hang-up; one WebRtcCall per peer.
+
+    POST /webrtc/offer   {"sdp", "type": "offer", "agent"?}  -> {"sdp", "type": "answer", "id"}
+    POST /webrtc/ice     {"id", "candidate": {"candidate", "sdpMid", "sdpMLineIndex"} | null}
+    POST /webrtc/hangup  {"id"}
+    GET  /webrtc/config  -> {"iceServers": [...]} for the page
+
+The answer carries all of the gateway's candidates (aiortc gathers before answering; on
+loopback that is immediate); the browser may trickle its own. The agent's audio track and the
+caller's track meet in a WebRtcTransport that the AgentRunner runs like any other call; a data
+channel named "events" carries the SessionFeed to the page and the page's reports back
+(received-audio energy, DTMF, hang-up).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import uuid
+from collections import deque
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from aiohttp import web
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtcdatachannel import RTCDataChannel
+from aiortc.sdp import candidate_from_sdp
+
+from gateway.agents.session import CallSession
+from gateway.edges.http_edges import choose_agent
+from gateway.edges.transport import CallInfo
+from gateway.edges.webrtc.feed import SessionFeed
+from gateway.edges.webrtc.ice import page_ice_servers, rtc_configuration
+from gateway.edges.webrtc.settings import WebRtcSettings
+from gateway.edges.webrtc.tracks import AgentAudioTrack, read_caller
+from gateway.edges.webrtc.transport import WebRtcTransport
+from gateway.runtime import GatewayRuntime
+
+log = logging.getLogger(__name__)
+
+MAX_SDP = 64 * 1024
+
+
+@dataclass
+class WebRtcCall:
+    id: str
+    pc: RTCPeerConnection
+    transport: WebRtcTransport
+    feed: SessionFeed
+    channel: RTCDataChannel | None = None
+    session: CallSession | None = None
+    page_reports: list[tuple[float, dict[str, Any]]] = field(default_factory=list)  # (call t, report)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    end_reason: str = ""
+    pending: list[str] = field(default_factory=list)  # feed messages before the channel opened
+
+    def send(self, message: str) -> None:
+        channel = self.channel
+        if channel is not None and channel.readyState == "open":
+            for queued in self.pending:
+                channel.send(queued)
+            self.pending.clear()
+            channel.send(message)
+        else:
+            self.pending.append(message)
+
+
+def _bad(reason: str, status: int = 400) -> web.Response:
+    log.warning("WebRTC signalling refused: %s", reason)
+    return web.json_response({"error": reason}, status=status)
+
+
+def _codec_of(sdp: str) -> str:
+    """The first audio codec of an SDP answer (e.g. opus/48000/2, PCMU/8000)."""
+    match = re.search(r"^m=audio \d+ \S+ (\d+)", sdp, re.MULTILINE)
+    if match is None:
+        return ""
+    rtpmap = re.search(rf"^a=rtpmap:{match.group(1)} (\S+)", sdp, re.MULTILINE)
+    return rtpmap.group(1) if rtpmap else ""
+
+
+class WebRtcEdge:
+    def __init__(self, runtime: GatewayRuntime, settings: WebRtcSettings) -> None:
+        self.runtime = runtime
+        self.settings = settings
+        self.calls: dict[str, WebRtcCall] = {}
+        self.finished: deque[WebRtcCall] = deque(maxlen=100)
+        self._started = asyncio.Condition()
+
+    async def wait_call(self) -> WebRtcCall:
+        """The next call whose session is running (tests)."""
+        async with self._started:
+            await self._started.wait_for(lambda: any(c.session for c in self.calls.values()))
+            return next(c for c in self.calls.values() if c.session)
+
+    # -- HTTP handlers --------------------------------------------------------------------------
+
+    async def config(self, request: web.Request) -> web.Response:
+        return web.json_response({"iceServers": page_ice_servers(self.settings)})
+
+    async def offer(self, request: web.Request) -> web.Response:
+        if (request.content_length or 0) > MAX_SDP:
+            return _bad("offer too large", 413)
+        try:
+            body = await request.json()
+        except ValueError:
+            return _bad("offer is not JSON")
+        if not isinstance(body, dict) or body.get("type") != "offer" or not isinstance(body.get("sdp"), str):
+            return _bad("expected {sdp, type: offer}")
+        agent = choose_agent(self.runtime, str(body.get("agent") or ""), "", self.settings.agent)
+        try:
+            loaded = self.runtime.runner.agent(agent)
+        except Exception as exc:
+            return _bad(f"agent {agent!r} unusable: {exc}", 500)
+        rate = loaded.config.turn_handling.vad.sample_rate
+        call_id = f"webrtc:{uuid.uuid4().hex[:16]}"
+        pc = RTCPeerConnection(rtc_configuration(self.settings))
+        track = AgentAudioTrack(rate, self.settings.max_queue_frames)
+        info = CallInfo(call_id, "webrtc", agent, caller=request.remote or "", callee=agent, sample_rate=rate)
+        transport = WebRtcTransport(info, track)
+        call = WebRtcCall(call_id, pc, transport, SessionFeed(lambda m: call.send(m)))
+        transport.hangup_requested = lambda reason: self._close_soon(call, reason)
+
+        @pc.on("datachannel")
+        def on_datachannel(channel: RTCDataChannel) -> None:
+            call.channel = channel
+            channel.on("message", lambda message: self._page_message(call, message))
+            channel.on("open", lambda: call.send(json.dumps({"type": "hello", "id": call_id})))
+            if channel.readyState == "open":
+                call.send(json.dumps({"type": "hello", "id": call_id}))
+
+        @pc.on("track")
+        def on_track(remote: MediaStreamTrack) -> None:
+            if remote.kind == "audio":
+                call.tasks.append(asyncio.create_task(read_caller(remote, rate, transport.feed)))
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            log.info("WebRTC %s: %s", call_id, pc.connectionState)
+            if pc.connectionState in ("failed", "closed"):
+                transport.end("caller_hangup" if pc.connectionState == "closed" else "error")
+
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(body["sdp"], "offer"))
+            self._prefer_codecs(pc)
+            pc.addTrack(track)
+            answer = await pc.createAnswer()
+            await pc.setLocalDescription(answer)
+        except Exception as exc:  # a bad SDP must not leak a peer connection
+            await pc.close()
+            return _bad(f"cannot answer the offer: {exc}")
+        local = pc.localDescription
+        transport.info = replace(info, codec=_codec_of(local.sdp))
+        self.calls[call_id] = call
+        call.tasks.append(asyncio.create_task(self._run(call), name=f"call {call_id}"))
+        log.info(
+            "WebRTC call %s (%s) from %s: agent %s", call_id, transport.info.codec, request.remote, agent
+        )
+        return web.json_response({"sdp": local.sdp, "type": local.type, "id": call_id})
+
+    async def ice(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            return _bad("candidate is not JSON")
+        call = self.calls.get(str(body.get("id", ""))) if isinstance(body, dict) else None
+        if call is None:
+            return _bad("unknown call", 404)
+        cand = body.get("candidate")
+        try:
+            if not cand or not cand.get("candidate"):
+                await call.pc.addIceCandidate(None)  # end of candidates
+            else:
+                text = str(cand["candidate"]).removeprefix("candidate:")
+                candidate = candidate_from_sdp(text)
+                candidate.sdpMid = cand.get("sdpMid")
+                candidate.sdpMLineIndex = cand.get("sdpMLineIndex")
+                await call.pc.addIceCandidate(candidate)
+        except Exception as exc:
+            return _bad(f"bad candidate: {exc}")
+        return web.json_response({"ok": True})
+
+    async def hangup(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            return _bad("hangup is not JSON")
+        call = self.calls.get(str(body.get("id", ""))) if isinstance(body, dict) else None
+        if call is None:
+            return _bad("unknown call", 404)
+        call.transport.end("caller_hangup")
+        return web.json_response({"ok": True})
+
+    async def shutdown(self, app: web.Application) -> None:
+        for call in list(self.calls.values()):
+            call.transport.end("shutdown")
+        for call in list(self.calls.values()):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(call.done.wait(), 5)
+
+    # -- one call -------------------------------------------------------------------------------
+
+    def _prefer_codecs(self, pc: RTCPeerConnection) -> None:
+        wanted = [c.lower() for c in self.settings.codecs]
+        caps = RTCRtpReceiver.getCapabilities("audio")
+        if caps is None:
+            return
+        chosen = sorted(
+            (c for c in caps.codecs if c.mimeType.split("/")[1].lower() in wanted),
+            key=lambda c: wanted.index(c.mimeType.split("/")[1].lower()),
+        )
+        for transceiver in pc.getTransceivers():
+            if transceiver.kind == "audio" and chosen:
+                transceiver.setCodecPreferences(chosen)
+
+    async def _run(self, call: WebRtcCall) -> None:
+        runner = self.runtime.runner
+        call_id = call.id
+
+        def session() -> CallSession | None:
+            return call.session or runner.sessions.get(call_id)
+
+        def edge_delay(seconds: float) -> None:
+            found = session()
+            if found is not None:
+                found.playout.edge_delay = seconds
+
+        call.transport.edge_delay = edge_delay
+        running = asyncio.create_task(runner(call.transport))
+        feed_done = asyncio.Event()
+        feed = asyncio.create_task(call.feed.follow(session, feed_done))
+        watchdog = asyncio.create_task(self._connect_watchdog(call))
+        await asyncio.sleep(0)  # let the runner register its session
+        call.session = session()
+        async with self._started:
+            self._started.notify_all()
+        try:
+            await running
+            call.end_reason = (call.transport.hangup_requested and "") or ""
+        except Exception:
+            log.exception("WebRTC call %s failed", call_id)
+        finally:
+            call.session = call.session or session()
+            feed_done.set()
+            await feed
+            watchdog.cancel()
+            call.send(json.dumps({"type": "ended"}))
+            for task in call.tasks:
+                if task is not asyncio.current_task():
+                    task.cancel()
+            await call.pc.close()
+            self.calls.pop(call_id, None)
+            self.finished.append(call)
+            call.done.set()
+
+    async def _connect_watchdog(self, call: WebRtcCall) -> None:
+        await asyncio.sleep(self.settings.connect_timeout)  # a deadline, not synchronisation
+        if call.pc.connectionState != "connected":
+            log.warning("WebRTC %s never connected: closing", call.id)
+            call.transport.end("error")
+
+    def _close_soon(self, call: WebRtcCall, reason: str) -> None:
+        call.end_reason = reason
+
+    def _page_message(self, call: WebRtcCall, message: object) -> None:
+        if not isinstance(message, str) or len(message) > 8192:
+            return
+        try:
+            data = json.loads(message)
+        except ValueError:
+            return
+        if not isinstance(data, dict):
+            return
+        kind = data.get("type")
+        t = call.transport.frames_in * 0.02
+        if kind == "stats":
+            call.page_reports.append((t, data))
+        elif kind == "dtmf" and isinstance(data.get("digit"), str):
+            call.transport.feed_dtmf(data["digit"][:1])
+        elif kind == "hangup":
+            call.transport.end("caller_hangup")
