@@ -32,6 +32,15 @@ RouteInstaller = Callable[[web.Application, "GatewayRuntime"], None]
 HTTP_ROUTES: list[RouteInstaller] = []
 
 
+def install_http_edges() -> None:
+    """Register the HTTP edges (WebRTC, carrier media streams) that are installed in this build."""
+    try:
+        from gateway.edges import http_edges
+    except ImportError:
+        return
+    http_edges.install_all()
+
+
 class GatewayRuntime:
     def __init__(
         self, config: GatewayConfig, db_url: str | None = None, *, agent_overrides: tuple[str, ...] = ()

@@ -9,6 +9,7 @@ CallRecorder and a CallSession. Every edge (SIP, WebRTC, media streams, the WAV 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,8 @@ class AgentRunner:
         self.agent_overrides = agent_overrides
         self.stats = RunnerStats()
         self.sessions: dict[str, CallSession] = {}
+        # the last calls' sessions, for tests and the demo's summary
+        self.finished: dict[str, CallSession] = {}
         self._vad: SileroModel | None = None
         self._agents: dict[str, LoadedAgent] = {}
         self._bargein: dict[str, BargeInDetector] = {}
@@ -100,8 +103,9 @@ class AgentRunner:
     # -- one call -------------------------------------------------------------------------------
 
     async def __call__(self, transport: CallTransport) -> None:
-        info = transport.info
-        loaded = self.agent(info.agent)
+        loaded = self.agent(transport.info.agent)
+        # rows and logs name the agent as its YAML does, whatever the edge routed by
+        info = dataclasses.replace(transport.info, agent=loaded.config.agent)
         recorder = None
         if self.emit is not None:
             from gateway.metrics.recorder import CallRecorder
@@ -140,3 +144,16 @@ class AgentRunner:
             elif self.metrics is not None:
                 self.metrics.call_ended(reason)
             self.sessions.pop(info.call_id, None)
+            self.finished[info.call_id] = session
+            await _close_backends(backends)
+
+
+async def _close_backends(backends: Backends) -> None:
+    """HTTP backends and tool runners hold connection pools: close them with the call."""
+    for part in (backends.stt, backends.llm, backends.tts, backends.tools):
+        close = getattr(part, "aclose", None)
+        if close is not None:
+            try:
+                await close()
+            except Exception:  # closing must not hide how the call ended
+                log.exception("closing %s failed", type(part).__name__)

@@ -223,17 +223,22 @@ class CallSession:
                 self._on_event(event)
 
     async def _consume_transcripts(self, stream: SttStream) -> None:
-        try:
-            async for result in stream.results():
-                if result.final and result.words:
-                    self.log.transcripts.append((self.pipeline.t, result.text))
-                self._act(
-                    self.pipeline.transcript(
-                        list(result.words), final=result.final, end_of_utterance=result.end_of_utterance
+        failures = 0
+        while failures < 5:
+            try:
+                async for result in stream.results():
+                    if result.final and result.words:
+                        self.log.transcripts.append((self.pipeline.t, result.text))
+                    self._act(
+                        self.pipeline.transcript(
+                            list(result.words), final=result.final, end_of_utterance=result.end_of_utterance
+                        )
                     )
-                )
-        except BackendError as exc:
-            log.warning("STT failed, the call goes on without transcripts: %s", exc)
+                return
+            except BackendError as exc:  # one utterance lost; the stream carries on
+                failures += 1
+                log.warning("STT failed on an utterance (%d): %s", failures, exc)
+        log.warning("STT keeps failing; the call goes on without transcripts")
 
     async def _close(self) -> None:
         if self._reply and self._reply.task:

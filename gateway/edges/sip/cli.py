@@ -26,8 +26,11 @@ def register(sub: Any) -> None:
     serve.add_argument(
         "--session",
         default=None,
-        help="session coroutine as package.module:function (default: the built-in greeting/echo demo)",
+        help="session coroutine as package.module:function, instead of the agents of the routes table "
+        "(no metrics database, no HTTP edges; for load tests and SIP smoke tests)",
     )
+    serve.add_argument("--db", default=None, help="metrics database URL (default: database.url)")
+    serve.add_argument("--http-port", type=int, default=None, help="HTTP port (http.port; 0 = any free port)")
     serve.set_defaults(func=_serve)
 
     call = sub.add_parser("call", help="place a test call: play a WAV, record what the agent says")
@@ -46,23 +49,38 @@ def register(sub: Any) -> None:
 def _serve(args: argparse.Namespace) -> int:
     from gateway.config.loader import load_gateway_config
     from gateway.edges.sip.serve import SERVICE_BUILDERS, Service, run_services
-    from gateway.edges.sip.service import DEFAULT_SESSION, SipService, load_session_factory, plan_from_config
+    from gateway.edges.sip.service import SipService, load_session_factory, plan_from_config
 
     overrides = list(args.set)
     if args.sip_host is not None:
         overrides.append(f"sip.host={args.sip_host}")
     if args.sip_port is not None:
         overrides.append(f"sip.port={args.sip_port}")
+    if args.http_port is not None:
+        overrides.append(f"http.port={args.http_port}")
     cfg = load_gateway_config(args.config, overrides).config
     plan = plan_from_config(cfg, workers=args.workers, max_calls=args.max_calls)
     plan.ring_delay = args.ring_delay
     plan.run_dir = args.run_dir
-    services: list[Service] = [SipService(plan, load_session_factory(args.session or DEFAULT_SESSION))]
+    if args.session:
+        services: list[Service] = [SipService(plan, load_session_factory(args.session))]
+    else:
+        from gateway.runtime import GatewayRuntime, install_http_edges
+
+        runtime = GatewayRuntime(cfg, args.db)
+        install_http_edges()
+        services = [runtime.metrics_service(), SipService(plan, runtime.runner), runtime.http_service()]
     for build in SERVICE_BUILDERS:
         service = build(args, cfg)
         if service is not None:
             services.append(service)
-    return asyncio.run(run_services(services, args.drain_timeout))
+    from gateway.metrics.schema import SchemaOutOfDate
+
+    try:
+        return asyncio.run(run_services(services, args.drain_timeout))
+    except SchemaOutOfDate as exc:
+        print(f"gateway serve: {exc}", file=sys.stderr)
+        return 2
 
 
 def _call(args: argparse.Namespace) -> int:

@@ -24,7 +24,6 @@ from gateway.edges.sip.supervisor import Supervisor, WorkerSpec
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SESSION = "gateway.edges.sip.sessions:greeting_echo"
 
 
 @dataclass
