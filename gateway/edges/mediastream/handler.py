@@ -147,7 +147,7 @@ class MediaStreamEdge:
             return bytes(msg.data)
         if msg.type == WSMsgType.ERROR:
             exc = ws.exception()
-            if ws.close_code == TOO_BIG or "too big" in str(exc).lower():
+            if ws.close_code == TOO_BIG or "exceeds limit" in str(exc) or "too big" in str(exc).lower():
                 raise _Close(TOO_BIG, f"oversized message (> {self.settings.max_message_bytes} bytes)")
             raise _Close(UNSUPPORTED, f"WebSocket error: {exc}")
         return None  # CLOSE / CLOSING / CLOSED
@@ -219,6 +219,8 @@ class MediaStreamEdge:
         close: _Close | None = None
         try:
             close = await self._read(ws, dialect, transport, call_id)
+            if close is not None and not ws.closed:
+                await ws.close(code=close.code, message=close.reason.encode()[:120])
         finally:
             record.session = record.session or runtime.runner.sessions.get(call_id)
             self.finished.append(record)
