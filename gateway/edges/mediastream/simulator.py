@@ -60,6 +60,8 @@ class CarrierResult:
     close_code: int | None = None
     close_reason: str = ""
     frame_lateness_ms: list[float] = field(default_factory=list)  # inbound send lateness
+    # Per agent chunk: its arrival minus the moment the caller frame it was played with was sent.
+    agent_delay_ms: list[float] = field(default_factory=list)
 
     def agent(self) -> Pcm:
         n = self.wire.rate // 50
@@ -414,6 +416,9 @@ class CarrierSimulator:
                             label = value.partition(":")[2]
                             if label.isdigit() and self._pending_audio:
                                 result.agent_chunks.append((int(label), np.concatenate(self._pending_audio)))
+                                sent = sent_at.get(int(label) // step * step)
+                                if sent is not None:
+                                    result.agent_delay_ms.append((time.monotonic() - sent) * 1000)
                             self._pending_audio = []
                             playback.items.append(("mark", value))
                             playback.wake.set()
@@ -428,11 +433,12 @@ class CarrierSimulator:
                             elif self.dialect == "vonage":
                                 await ws.send_str(json.dumps({"event": "websocket:cleared"}))
 
+                step = CHUNK_FRAMES.get(self.dialect, 1)
+                sent_at: dict[int, float] = {}
                 receiver = asyncio.create_task(receive())
                 player = asyncio.create_task(playback.run(echo))
                 for opening in self.opening():
                     await ws.send_str(opening)
-                step = CHUNK_FRAMES.get(self.dialect, 1)
                 period = 0.02 * step / self.speed
                 start = time.monotonic()
                 for k, i in enumerate(range(0, frames, step)):
@@ -445,6 +451,7 @@ class CarrierSimulator:
                     if ws.closed:
                         break
                     chunk = caller[i * n : (i + step) * n]
+                    sent_at[i] = time.monotonic()
                     message = self.media(encode(chunk, self.wire), k + 1, i * 20)
                     if isinstance(message, bytes):
                         await ws.send_bytes(message)
