@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "gateway.edges.sip.cli",  # serve, call
     "gateway.metrics.cli",  # db, calls, report
     "gateway.agents.appointments",  # appointments (demo tool service)
+    "gateway.demo",  # demo
 )
 
 

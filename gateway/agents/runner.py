@@ -100,6 +100,15 @@ class AgentRunner:
             tools=tools,
         )
 
+    def warm_up(self, agents: list[str]) -> None:
+        """Load agents, their models and backends before the first call rings (the first
+        pocketsphinx or Whisper load takes seconds, while caller audio would queue up)."""
+        for name in agents:
+            loaded = self.agent(name)
+            self.detectors(loaded)
+            self.backends(loaded)
+            log.info("agent %s ready", loaded.config.agent)
+
     # -- one call -------------------------------------------------------------------------------
 
     async def __call__(self, transport: CallTransport) -> None:

@@ -54,7 +54,7 @@ def register(subparsers: Any) -> None:
     show = calls_sub.add_parser(
         "show", help="timeline of one call: who spoke when, overlaps, verdicts, latency"
     )
-    show.add_argument("id", help="calls.id, or the edge's call id (SIP Call-ID)")
+    show.add_argument("id", help="calls.id, `last`, or the edge's call id (SIP Call-ID)")
     show.add_argument("--db", help=DB_HELP, dest="show_db")
     show.set_defaults(func=_calls_show)
 

@@ -150,9 +150,14 @@ class CallDetail:
 
 
 def load_call(engine: Engine, ident: str) -> CallDetail | None:
-    """A call by `calls.id` (digits) or by its edge call id (the latest call with that id)."""
+    """A call by `calls.id` (digits), `last` (the latest call), or by its edge call id (the latest
+    call with that id)."""
     with Session(engine, expire_on_commit=False) as session:
         call = session.get(Call, int(ident)) if ident.isdigit() else None
+        if ident == "last":
+            call = session.scalars(
+                select(Call).order_by(Call.started_at.desc(), Call.id.desc()).limit(1)
+            ).first()
         if call is None:
             call = session.scalars(
                 select(Call).where(Call.call_id == ident).order_by(Call.started_at.desc()).limit(1)

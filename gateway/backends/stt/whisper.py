@@ -99,5 +99,13 @@ class WhisperEngine(BatchEngine):
         return words
 
 
+# Loading the model takes seconds: one engine per distinct configuration, shared by all calls
+# (its lock serialises decodes; each call has its own BatchStt for its usage).
+_ENGINES: dict[str, WhisperEngine] = {}
+
+
 def build(options: Options, loaded: LoadedAgent | None) -> BatchStt:
-    return BatchStt(WhisperEngine(options), padding=options.padding)
+    key = options.model_dump_json()
+    if key not in _ENGINES:
+        _ENGINES[key] = WhisperEngine(options)
+    return BatchStt(_ENGINES[key], padding=options.padding)

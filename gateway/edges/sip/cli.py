@@ -69,6 +69,8 @@ def _serve(args: argparse.Namespace) -> int:
 
         runtime = GatewayRuntime(cfg, args.db)
         install_http_edges()
+        agents = [r.agent for r in cfg.routes] + ([cfg.default_agent] if cfg.default_agent else [])
+        runtime.runner.warm_up(agents)
         services = [runtime.metrics_service(), SipService(plan, runtime.runner), runtime.http_service()]
     for build in SERVICE_BUILDERS:
         service = build(args, cfg)
