@@ -91,4 +91,3 @@ def run(args: argparse.Namespace) -> int:
 
 def _all(result: Any) -> list[dict[str, object]]:
     return [{"file": result.file, **e.to_dict()} for e in sorted(result.events, key=lambda e: e.t)]
-

@@ -124,4 +124,3 @@ class HttpService:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
-

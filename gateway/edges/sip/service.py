@@ -25,7 +25,6 @@ from gateway.edges.sip.supervisor import Supervisor, WorkerSpec
 log = logging.getLogger(__name__)
 
 
-
 @dataclass
 class SipPlan:
     """Everything the SIP edge needs, resolved from the configuration and the command line."""
