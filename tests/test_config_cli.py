@@ -169,3 +169,12 @@ def test_example_files_check(capsys: pytest.CaptureFixture[str], monkeypatch: py
     assert capsys.readouterr().out == "config/agents/default.yaml: ok (agent default)\n"
     monkeypatch.delenv("GATEWAY_DB_URL", raising=False)
     assert main(["check-config", "config/gateway.yaml"]) == 0, capsys.readouterr().err
+
+
+def test_check_config_validates_backend_keys(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "agent.yaml"
+    bad.write_text("agent: x\ntts: {provider: espeak-ng, voize: en-us}\nllm: {provider: telepathy}\n")
+    assert main(["check-config", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}:2: tts.voize: unknown key for provider 'espeak-ng'" in err
+    assert f"{bad}:3: llm.provider: unknown LLM provider 'telepathy'" in err

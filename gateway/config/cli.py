@@ -39,6 +39,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from gateway.config.errors import ConfigError
+    from gateway.backends.registry import validate_agent
     from gateway.config.loader import detect_kind, load_agent_config, load_gateway_config, route_agent_paths
 
     failed = False
@@ -47,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
             kind = args.kind or detect_kind(file)
             if kind == "agent":
                 agent = load_agent_config(file, args.overrides)
+                validate_agent(agent)
                 _print_warnings(agent.warnings)
                 print(f"{file}: ok (agent {agent.config.agent})")
                 continue
@@ -60,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
                 checked.add(agent_file)
                 try:
                     agent = load_agent_config(agent_file)
+                    validate_agent(agent)
                 except ConfigError as exc:
                     if exc.file == agent_file and exc.line is None and exc.message == "file not found":
                         exc = gateway.error(
