@@ -91,7 +91,8 @@ def test_unset_env_in_cli(
 ) -> None:
     monkeypatch.delenv("LLM_API_KEY", raising=False)
     path = write(
-        tmp_path / "a.yaml", "agent: a\nllm:\n  provider: openai-compatible\n  model: m\n  api_key: ${LLM_API_KEY}\n"
+        tmp_path / "a.yaml",
+        "agent: a\nllm:\n  provider: openai-compatible\n  model: m\n  api_key: ${LLM_API_KEY}\n",
     )
     assert main(["check-config", str(path)]) == 1
     _, err = capsys.readouterr()
