@@ -137,17 +137,19 @@ def test_calls_show_timeline(calls_db: str) -> None:
     lines = [line.strip() for line in out.splitlines()]
     body = [line for line in lines if re.match(r"^\d\d:\d\d\.\d{3} ", line)]
     assert [line.split()[1] for line in body] == [
-        "AGENT",  # 0.2
+        "AGENT",  # 0.2, until the pause at 2.25
         "CALLER",  # 1.0
         "overlap",  # 1.3 backchannel
         "CALLER",  # 2.0
         "overlap",  # 2.25 interruption
+        "AGENT",  # 3.1, resumed until it stops at 4.4
         "false",  # 3.1 resumed
         "CALLER",  # 4.0
         "overlap",  # 4.4 interruption (fallback)
         "END",  # 5.5
         "AGENT",  # 6.1
     ]
+    assert "AGENT  speaks until 00:02.250" in out and "AGENT  speaks until 00:04.400" in out
     assert "BACKCHANNEL (vad, p=0.10, decided in 300 ms, overlap 0.30 s); agent continued" in out
     assert (
         "INTERRUPTION (adaptive, p=0.93, decided in 250 ms, overlap 0.25 s); agent resumed; "
