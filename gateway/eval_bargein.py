@@ -8,11 +8,13 @@ turn, in_start_cooldown}] with class interruption | backchannel | noise | silent
 
 * an interruption *matches* a labelled caller event when its onset lies in
   [event onset - ONSET_SLACK, event end + END_SLACK]; the first match counts, later ones are duplicates;
-* an interruption matching no caller event during an agent turn whose caller stays silent is an
-  *echo-triggered* interruption; any other unmatched interruption is a *spurious* one;
-* precision = matched interruptions of class interruption / all interruptions (outside the start
-  cooldown; inside it VAD decides in both modes), recall = labelled interruptions after the cooldown that
-  were interrupted, latency = interruption decision time - true onset (the label's onset).
+* an interruption matching no caller event is *line-triggered*: at its onset the caller channel carries
+  only the agent's echo and background noise. Those inside the start cooldown (the first
+  `--cooldown` seconds of an agent turn, where the engine lets VAD decide in both modes) are counted
+  apart from those after it, where adaptive mode's model decides;
+* precision = matched interruptions of class interruption / all interruptions with an onset after the
+  start cooldown, recall = labelled interruptions after the cooldown that were interrupted, latency =
+  interruption decision time - true onset (the label's onset).
 """
 
 from __future__ import annotations
@@ -61,9 +63,9 @@ class FileScore:
     """Outcome per labelled event (index -> decision time, or None) and the unmatched decisions."""
 
     fired: list[float | None] = field(default_factory=list)
-    echo_triggered: int = 0
-    spurious: int = 0
-    in_cooldown_decisions: int = 0
+    echo_triggered: int = 0  # unmatched, after the start cooldown
+    echo_in_cooldown: int = 0  # unmatched, inside the start cooldown (VAD's decision in both modes)
+    echo_silent_turns: int = 0  # unmatched, in agent turns where the caller says nothing at all
 
 
 @dataclass(frozen=True)
@@ -74,8 +76,9 @@ class Metrics:
     backchannel_false_rate: float
     noise_false_rate: float
     echo_triggered: int
+    echo_in_cooldown: int
+    echo_silent_turns: int
     silent_turns: int
-    spurious: int
     latency_median_ms: float
     latency_p95_ms: float
     interruptions: int
@@ -103,7 +106,9 @@ def load_labels(path: Path) -> tuple[list[Turn], list[Label]]:
     return turns, labels
 
 
-def score_file(turns: Sequence[Turn], labels: Sequence[Label], decisions: Iterable[Decision]) -> FileScore:
+def score_file(
+    turns: Sequence[Turn], labels: Sequence[Label], decisions: Iterable[Decision], cooldown: float = 1.0
+) -> FileScore:
     score = FileScore(fired=[None] * len(labels))
     for d in sorted(decisions, key=lambda d: d.t):
         match = None
@@ -112,20 +117,17 @@ def score_file(turns: Sequence[Turn], labels: Sequence[Label], decisions: Iterab
                 match = i
                 break
         if match is not None:
-            if labels[match].in_start_cooldown:
-                score.in_cooldown_decisions += 1
             if score.fired[match] is None:
                 score.fired[match] = d.t
             continue
-        turn = next((k for k, tr in enumerate(turns) if tr.start <= d.onset <= tr.end + 0.3), None)
-        silent = turn is not None and any(lab.turn == turn and lab.cls == "silent" for lab in labels)
-        if silent:
-            score.echo_triggered += 1
-            i = next(i for i, lab in enumerate(labels) if lab.turn == turn and lab.cls == "silent")
-            if score.fired[i] is None:
-                score.fired[i] = d.t
-        else:
-            score.spurious += 1
+        turn = next((k for k, tr in enumerate(turns) if tr.start - 0.1 <= d.onset <= tr.end + 0.3), None)
+        if turn is not None and d.onset < turns[turn].start + cooldown:
+            score.echo_in_cooldown += 1
+            continue
+        score.echo_triggered += 1
+        silent = next((i for i, lab in enumerate(labels) if lab.turn == turn and lab.cls == "silent"), None)
+        if silent is not None:
+            score.echo_silent_turns += 1
     return score
 
 
@@ -142,13 +144,14 @@ def _percentile(values: Sequence[float], q: float) -> float:
 def aggregate(files: Sequence[tuple[Sequence[Label], FileScore]]) -> Metrics:
     tp = fp = 0
     hits = total = hits_cd = total_cd = 0
-    bc = bc_fired = noise = noise_fired = silent = echo = spurious = decisions = 0
+    bc = bc_fired = noise = noise_fired = silent = echo = echo_cd = echo_silent = decisions = 0
     latencies: list[float] = []
     for labels, score in files:
         echo += score.echo_triggered
-        spurious += score.spurious
-        fp += score.echo_triggered + score.spurious
-        decisions += score.echo_triggered + score.spurious
+        echo_cd += score.echo_in_cooldown
+        echo_silent += score.echo_silent_turns
+        fp += score.echo_triggered
+        decisions += score.echo_triggered + score.echo_in_cooldown
         for lab, fired in zip(labels, score.fired, strict=True):
             did = fired is not None
             if lab.cls == "interruption":
@@ -186,8 +189,9 @@ def aggregate(files: Sequence[tuple[Sequence[Label], FileScore]]) -> Metrics:
         backchannel_false_rate=rate(bc_fired, bc),
         noise_false_rate=rate(noise_fired, noise),
         echo_triggered=echo,
+        echo_in_cooldown=echo_cd,
+        echo_silent_turns=echo_silent,
         silent_turns=silent,
-        spurious=spurious,
         latency_median_ms=_percentile(latencies, 50),
         latency_p95_ms=_percentile(latencies, 95),
         interruptions=total,
@@ -200,9 +204,15 @@ def aggregate(files: Sequence[tuple[Sequence[Label], FileScore]]) -> Metrics:
 def false_trigger_rejection(
     adaptive: Sequence[tuple[Sequence[Label], FileScore]], vad: Sequence[tuple[Sequence[Label], FileScore]]
 ) -> tuple[float, int]:
-    """Fraction of VAD mode's false triggers (non-interruption events it interrupted on) adaptive avoids."""
+    """Fraction of VAD mode's false triggers adaptive avoids (after the start cooldown).
+
+    False triggers are non-interruption events VAD mode interrupted on, plus its line-triggered
+    interruptions (echo/noise only); for the latter, per file, the excess of VAD's count over adaptive's.
+    """
     vad_false = rejected = 0
     for (labels, a), (_, v) in zip(adaptive, vad, strict=True):
+        vad_false += v.echo_triggered
+        rejected += max(0, v.echo_triggered - a.echo_triggered)
         for lab, fa, fv in zip(labels, a.fired, v.fired, strict=True):
             if lab.cls != "interruption" and fv is not None:
                 vad_false += 1
@@ -251,7 +261,7 @@ def _fmt(value: float, pct: bool = False) -> str:
     return f"{100 * value:.1f} %" if pct else f"{value:.3f}"
 
 
-def table(results: dict[str, Metrics], rejection: tuple[float, int]) -> str:
+def table(results: dict[str, Metrics], rejection: tuple[float, int], cooldown: float = 1.0) -> str:
     a, v = results["adaptive"], results["vad"]
     rows = [
         ("precision (after cooldown)", _fmt(a.precision), _fmt(v.precision), ">= 0.97"),
@@ -283,18 +293,19 @@ def table(results: dict[str, Metrics], rejection: tuple[float, int]) -> str:
             "<= 600 ms",
         ),
         (
-            "echo-triggered interruptions",
-            f"{a.echo_triggered} / {a.silent_turns} turns",
-            f"{v.echo_triggered} / {v.silent_turns} turns",
+            "line-triggered (echo/noise only), after cooldown",
+            str(a.echo_triggered),
+            str(v.echo_triggered),
             "0",
         ),
-        ("other unmatched interruptions", str(a.spurious), str(v.spurious), ""),
+        ("  of which in turns the caller is silent", str(a.echo_silent_turns), str(v.echo_silent_turns), "0"),
+        ("line-triggered inside start cooldown (VAD)", str(a.echo_in_cooldown), str(v.echo_in_cooldown), ""),
     ]
     head = ("metric", "adaptive", "vad", "target")
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
     lines = [
         f"labelled: {a.interruptions} interruptions after cooldown, {a.backchannels} backchannels, "
-        f"{a.noises} noises, {a.silent_turns} silent agent turns",
+        f"{a.noises} noises, {a.silent_turns} silent agent turns (start cooldown {cooldown:g} s)",
         "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)),
         "  ".join("-" * w for w in widths),
     ]
@@ -303,7 +314,12 @@ def table(results: dict[str, Metrics], rejection: tuple[float, int]) -> str:
 
 
 def evaluate(
-    directory: Path, config: str | None = None, overrides: Sequence[str] = (), replay_out: Path | None = None
+    directory: Path,
+    config: str | None = None,
+    overrides: Sequence[str] = (),
+    replay_out: Path | None = None,
+    cooldown: float = 1.0,
+    replay_in: Path | None = None,
 ) -> tuple[dict[str, Metrics], tuple[float, int]]:
     wavs = sorted(p for p in directory.glob("*.wav") if p.with_suffix(".json").exists())
     if not wavs:
@@ -311,12 +327,16 @@ def evaluate(
     labelled = {str(p): load_labels(p.with_suffix(".json")) for p in wavs}
     per_mode: dict[str, list[tuple[Sequence[Label], FileScore]]] = {}
     for mode in MODES:
-        lines = run_replay(wavs, mode, config, overrides)
+        if replay_in is not None:
+            lines = (replay_in / f"replay_{mode}.jsonl").read_text().splitlines()
+        else:
+            lines = run_replay(wavs, mode, config, overrides)
         if replay_out is not None:
+            replay_out.mkdir(parents=True, exist_ok=True)
             (replay_out / f"replay_{mode}.jsonl").write_text("\n".join(lines) + "\n")
         decisions = parse_replay(lines)
         per_mode[mode] = [
-            (labels, score_file(turns, labels, decisions.get(name, [])))
+            (labels, score_file(turns, labels, decisions.get(name, []), cooldown))
             for name, (turns, labels) in labelled.items()
         ]
     results = {mode: aggregate(per_mode[mode]) for mode in MODES}
@@ -333,16 +353,29 @@ def register(sub: Any) -> None:
     parser.add_argument("directory", type=Path, metavar="DIR")
     parser.add_argument("--config", help="agent YAML passed to gateway replay")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE")
+    parser.add_argument(
+        "--cooldown",
+        type=float,
+        default=1.0,
+        help="start cooldown of the configuration (backchannel_boundary start)",
+    )
     parser.add_argument("--json", type=Path, help="also write the metrics to this JSON file")
     parser.add_argument("--keep-replay", type=Path, help="write the raw replay JSON lines into this folder")
+    parser.add_argument(
+        "--from-replay",
+        type=Path,
+        help="score replay_{adaptive,vad}.jsonl saved by --keep-replay instead of running",
+    )
     parser.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    results, rejection = evaluate(args.directory, args.config, args.overrides, args.keep_replay)
-    print(table(results, rejection))
+    results, rejection = evaluate(
+        args.directory, args.config, args.overrides, args.keep_replay, args.cooldown, args.from_replay
+    )
+    print(table(results, rejection, args.cooldown))
     if args.json:
-        data = {m: r.to_dict() for m, r in results.items()}
+        data: dict[str, Any] = {m: r.to_dict() for m, r in results.items()}
         data["vad_false_triggers_rejected"] = {"fraction": rejection[0], "of": rejection[1]}
         args.json.write_text(json.dumps(data, indent=1) + "\n")
     return 0

@@ -41,19 +41,24 @@ def test_false_triggers_echo_and_duplicates() -> None:
     decisions = [
         Decision(3.6, 3.1),  # true positive, latency 600 ms
         Decision(4.2, 4.1),  # duplicate on the same interruption: not counted twice
+        Decision(10.3, 10.2),  # echo at the start of an agent turn: inside the cooldown, VAD's call
         Decision(12.5, 12.05),  # backchannel false trigger
         Decision(21.6, 21.1),  # noise false trigger
-        Decision(30.2, 30.0),  # echo while the caller is silent
-        Decision(23.0, 23.0),  # unmatched, during a turn whose caller made a noise earlier
+        Decision(30.2, 30.0),  # echo while the caller is silent for the whole turn
+        Decision(23.0, 23.0),  # echo/noise only, in a turn where the caller made a noise earlier
     ]
     s = score_file(TURNS, LABELS, decisions)
+    assert s.echo_in_cooldown == 1 and s.echo_triggered == 2 and s.echo_silent_turns == 1
     m = aggregate([(LABELS, s)])
     assert m.recall == 1.0
-    assert m.precision == pytest.approx(1 / 5)
+    assert m.precision == pytest.approx(1 / 5)  # the cooldown decision is not the model's
     assert m.backchannel_false_rate == 1.0 and m.noise_false_rate == 1.0
-    assert m.echo_triggered == 1 and m.spurious == 1
+    assert m.echo_triggered == 2 and m.echo_silent_turns == 1 and m.echo_in_cooldown == 1
     assert m.latency_median_ms == pytest.approx(600.0)  # from the labelled onset, not the VAD one
     assert m.recall_in_cooldown == 0.0
+    # With a 5 s cooldown every unmatched onset above falls inside its turn's cooldown.
+    s5 = score_file(TURNS, LABELS, decisions, cooldown=5.0)
+    assert s5.echo_in_cooldown == 3 and s5.echo_triggered == 0
 
 
 def test_onset_slack_and_missed_interruption() -> None:
@@ -61,7 +66,7 @@ def test_onset_slack_and_missed_interruption() -> None:
     s = score_file(TURNS, LABELS, [Decision(3.1, 2.8)])
     assert s.fired[0] == 3.1
     s = score_file(TURNS, LABELS, [Decision(3.1, 2.5)])
-    assert s.fired[0] is None and s.spurious == 1
+    assert s.fired[0] is None and s.echo_triggered == 1
     m = aggregate([(LABELS, score_file(TURNS, LABELS, []))])
     assert m.recall == 0.0 and math.isnan(m.precision) and math.isnan(m.latency_median_ms)
 

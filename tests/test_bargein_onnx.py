@@ -142,7 +142,8 @@ def test_sixteen_khz_input(detector: OnnxBargeInDetector) -> None:
         s16.push(up_c[k * 320 : (k + 1) * 320], up_a[k * 320 : (k + 1) * 320])
     s8: OnnxBargeInStream = detector.open_stream()
     s8.push(line, playout)
-    assert s16.samples == pytest.approx(s8.samples, abs=200)
+    # soxr holds back its filter delay (~40 ms) until more input comes; the timeline itself is not shifted.
+    assert s16.samples == pytest.approx(s8.samples, abs=400)
     assert s16.probability(ONSET) == pytest.approx(s8.probability(ONSET), abs=0.15)
 
 

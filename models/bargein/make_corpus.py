@@ -38,7 +38,7 @@ OUT = Path(__file__).parent / "corpus"
 GENERATED_SHARE = 0.5
 SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
 DEFAULT_COUNTS = {
-    "train": {"interruption": 2200, "backchannel": 2000, "noise": 1300, "echo": 600},
+    "train": {"interruption": 4000, "backchannel": 4000, "noise": 2400, "echo": 1200},
     "val": {"interruption": 240, "backchannel": 200, "noise": 160, "echo": 80},
 }
 

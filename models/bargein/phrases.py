@@ -59,12 +59,19 @@ BACKCHANNEL_TRAIN: tuple[Phrase, ...] = (
     ("true", "en"), ("oh yeah", "en"), ("perfect", "en"), ("uh-huh uh-huh", "en"), ("mhm mhm", "en"),
     ("sí sí", "es"), ("ya", "es"), ("oui oui", "fr"), ("ouais", "fr"), ("ja ja", "de"), ("stimmt", "de"),
     ("sì sì", "it"), ("sim sim", "pt"),
+    ("cool", "en"), ("ah", "en"), ("mm", "en"), ("exactly", "en"), ("uh-hum", "en"), ("great", "en"),
+    ("nice", "en"), ("alright alright", "en"), ("claro claro", "es"), ("bien", "fr"), ("gut", "de"),
+    ("bene", "it"), ("bom", "pt"), ("uhum", "pt"),
 )  # fmt: skip
 
+# Listener cues are a closed class (see DEFAULT_BACKCHANNEL_LEXICON in gateway/turns/options.py): every
+# cue *token* is in training, and the held-out backchannel phrases are new combinations and realisations
+# of them that training never contains (the generator below refuses them).
 BACKCHANNEL_HELDOUT: tuple[Phrase, ...] = (
-    ("uh-hum", "en"), ("right right", "en"), ("cool", "en"), ("ah", "en"), ("mm", "en"),
-    ("exactly", "en"), ("yeah yeah yeah", "en"), ("okay sure", "en"), ("va bene", "it"),
-    ("genau genau", "de"), ("ah oui", "fr"), ("vale vale", "es"), ("uhum", "pt"),
+    ("right right", "en"), ("yeah yeah yeah", "en"), ("okay sure", "en"), ("mm okay", "en"),
+    ("oh I see", "en"), ("cool cool", "en"), ("uh-huh yeah", "en"), ("exactly exactly", "en"),
+    ("vale vale", "es"), ("sí claro", "es"), ("genau genau", "de"), ("ah oui", "fr"),
+    ("oui d'accord", "fr"), ("va bene", "it"), ("certo certo", "it"), ("tá bom", "pt"),
 )  # fmt: skip
 
 # The agent's side (a receptionist); the agent speaks with its own TTS voice.
@@ -98,7 +105,10 @@ BASES_HELDOUT: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 VARIANTS_TRAIN: tuple[str, ...] = (
     "", "m1", "m2", "m3", "m5", "f1", "f2", "f3", "klatt", "klatt3", "Andy", "Annie", "anika", "Michael",
-    "Alicia", "rob", "steph", "paul", "edward", "linda",
+    "Alicia", "rob", "steph", "paul", "edward", "linda", "m7", "m8", "klatt5", "Denis", "Diogo", "Gene",
+    "Hugo", "Jacky", "Lee", "Marco", "Mario", "Mike", "adam", "antonio", "aunty", "benjamin", "boris",
+    "caleb", "david", "ed", "gustave", "iven", "iven3", "marcelo", "michel", "miguel", "norbert", "pablo",
+    "pedro", "quincy", "robert", "sandro", "shelby", "travis", "victor", "zac", "grandma", "grandpa",
 )  # fmt: skip
 # Held-out variants, split into validation and test halves.
 VARIANTS_VAL: tuple[str, ...] = ("m4", "f4", "klatt2", "Alex", "belinda")
