@@ -38,8 +38,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gateway.config.errors import ConfigError
     from gateway.backends.registry import validate_agent
+    from gateway.config.errors import ConfigError
     from gateway.config.loader import detect_kind, load_agent_config, load_gateway_config, route_agent_paths
 
     failed = False

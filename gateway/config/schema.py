@@ -80,6 +80,8 @@ Seconds = Annotated[float, BeforeValidator(_not_bool), Field(ge=0)]
 PositiveSeconds = Annotated[float, BeforeValidator(_not_bool), Field(gt=0)]
 Probability = Annotated[float, BeforeValidator(_not_bool), Field(ge=0, le=1)]
 Port = Annotated[int, BeforeValidator(_not_bool), Field(ge=1, le=65535)]
+# 0 asks the system for any free port (tests, several gateways on one host)
+ListenPort = Annotated[int, BeforeValidator(_not_bool), Field(ge=0, le=65535)]
 
 
 class Section(BaseModel):
@@ -390,7 +392,7 @@ class DatabaseConfig(Section):
 
 class HttpConfig(Section):
     host: str = "127.0.0.1"
-    port: Port = 8080
+    port: ListenPort = 8080
 
 
 class SipAuthConfig(Section):

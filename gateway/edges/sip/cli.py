@@ -58,7 +58,13 @@ def _serve(args: argparse.Namespace) -> int:
         overrides.append(f"sip.port={args.sip_port}")
     if args.http_port is not None:
         overrides.append(f"http.port={args.http_port}")
-    cfg = load_gateway_config(args.config, overrides).config
+    from gateway.config.errors import ConfigError
+
+    try:
+        cfg = load_gateway_config(args.config, overrides).config
+    except ConfigError as exc:
+        print(f"gateway serve: {exc}", file=sys.stderr)
+        return 2
     plan = plan_from_config(cfg, workers=args.workers, max_calls=args.max_calls)
     plan.ring_delay = args.ring_delay
     plan.run_dir = args.run_dir
