@@ -95,8 +95,10 @@ def run(args: argparse.Namespace) -> int:
     logs.mkdir(parents=True, exist_ok=True)
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        procs.append(_start(_gateway("appointments", "--port", "8090"), logs / "appointments.log", env))
-        serve = _start(
+        procs.append(
+            start_process(_gateway("appointments", "--port", "8090"), logs / "appointments.log", env)
+        )
+        serve = start_process(
             _gateway(
                 "-v", "serve", "--config", str(args.config), "--db", db_url, "--sip-port", str(args.sip_port)
             ),
@@ -129,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
             return 1
     finally:
         for proc in reversed(procs):
-            _stop(proc)
+            stop_process(proc)
     from gateway.cli import main as gateway_main
 
     gateway_main(["calls", "show", "last", "--db", db_url])
@@ -140,12 +142,18 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _start(
-    cmd: list[str], log: Path, env: dict[str, str], wait_for: bytes | None = None
+def start_process(
+    cmd: list[str],
+    log: Path,
+    env: dict[str, str] | None = None,
+    wait_for: bytes | None = None,
+    cwd: Path | None = None,
 ) -> subprocess.Popen[bytes]:
+    """Start `cmd` in its own process group, logging to `log`; with `wait_for`, return once its
+    stdout prints that (its ready line), else raise SystemExit with the end of the log."""
     err = log.open("wb")
     stdout = subprocess.PIPE if wait_for is not None else err
-    proc = subprocess.Popen(cmd, stdout=stdout, stderr=err, env=env, start_new_session=True)
+    proc = subprocess.Popen(cmd, stdout=stdout, stderr=err, env=env, cwd=cwd, start_new_session=True)
     if wait_for is None:
         return proc
     assert proc.stdout is not None
@@ -156,11 +164,11 @@ def _start(
             return proc
         if not line and proc.poll() is not None:
             break
-    _stop(proc)
-    raise SystemExit(f"demo: {' '.join(cmd[2:])} did not start; see {log}")
+    stop_process(proc)
+    raise SystemExit(f"{' '.join(cmd[2:])} did not start:\n{log.read_text()[-3000:]}")
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
         try:

@@ -8,12 +8,9 @@ Everything asserted comes from what the gateway wrote to its database and what c
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +19,7 @@ import pytest
 from sqlalchemy import select
 
 from gateway.audio.wav import read_wav
-from gateway.demo import CALLER_SCRIPT, synthesize_caller
+from gateway.demo import CALLER_SCRIPT, start_process, stop_process, synthesize_caller
 from gateway.metrics.database import create_db_engine
 from gateway.metrics.schema import upgrade
 from gateway.metrics.tables import Call, InterruptionEvent, Turn
@@ -35,35 +32,6 @@ def free_port(kind: int = socket.SOCK_DGRAM) -> int:
     with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def start(cmd: list[str], log: Path, wait_for: bytes | None = None) -> subprocess.Popen[bytes]:
-    err = log.open("wb")
-    proc = subprocess.Popen(
-        cmd, cwd=REPO, stdout=subprocess.PIPE if wait_for else err, stderr=err, start_new_session=True
-    )
-    if wait_for:
-        assert proc.stdout is not None
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if wait_for in line:
-                return proc
-            if not line and proc.poll() is not None:
-                break
-        stop(proc)
-        raise RuntimeError(f"{cmd[3:5]} did not start:\n{log.read_text()[-3000:]}")
-    return proc
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -86,14 +54,19 @@ def dental_call(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path
     synthesize_caller(caller)
     sip_port = free_port()
     gateway = [sys.executable, "-m", "gateway"]
-    procs = [start([*gateway, "appointments", "--port", str(tools_port)], tmp / "appointments.log")]
+    procs = [
+        start_process(
+            [*gateway, "appointments", "--port", str(tools_port)], tmp / "appointments.log", cwd=REPO
+        )
+    ]
     try:
         procs.append(
-            start(
+            start_process(
                 [*gateway, "-v", "serve", "--config", str(gateway_yaml), "--sip-port", str(sip_port),
                  "--http-port", "0", "--run-dir", str(tmp / "run")],
                 tmp / "serve.log",
                 wait_for=b"SERVING",
+                cwd=REPO,
             )
         )  # fmt: skip
         call = subprocess.run(
@@ -104,7 +77,7 @@ def dental_call(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path
         assert call.returncode == 0, call.stdout.decode() + call.stderr.decode()[-2000:]
     finally:
         for proc in reversed(procs):
-            stop(proc)
+            stop_process(proc)
     yield tmp, db
 
 

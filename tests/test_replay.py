@@ -13,23 +13,14 @@ from gateway.audio.resample import resample
 from gateway.audio.wav import write_wav
 from gateway.cli import main
 from gateway.replay import Replayer
+from gateway.turns.events import REPLAY_TYPES
 from gateway.turns.options import TurnHandlingOptions
 
 AGENT_TEXT = (
     "Thank you for calling Bright Smile Dental. We have openings on Tuesday at three, "
     "Wednesday at ten, and Friday at two in the afternoon. Which one works best for you?"
 )
-CONTRACT_TYPES = {
-    "agent_speech_start",
-    "agent_speech_end",
-    "user_speech_start",
-    "user_speech_end",
-    "overlap_start",
-    "interruption",
-    "backchannel",
-    "false_interruption",
-    "end_of_turn",
-}
+CONTRACT_TYPES = REPLAY_TYPES  # DESIGN.md's list, which the engine module keeps
 BACKCHANNEL_AT, BARGE_IN_AT = 3.0, 6.5
 
 

@@ -14,23 +14,11 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from gateway.agents.session import CallSession
+from gateway.turns.events import REPLAY_TYPES
 
 POLL_S = 0.05
 # Engine events the page draws on its timeline (decisions that drive playout included).
-TIMELINE_TYPES = {
-    "agent_speech_start",
-    "agent_speech_end",
-    "user_speech_start",
-    "user_speech_end",
-    "overlap_start",
-    "interruption",
-    "backchannel",
-    "false_interruption",
-    "end_of_turn",
-    "pause_playout",
-    "resume_playout",
-    "stop_playout",
-}
+TIMELINE_TYPES = REPLAY_TYPES | {"pause_playout", "resume_playout", "stop_playout"}
 
 
 class SessionFeed:
