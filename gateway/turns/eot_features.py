@@ -11,10 +11,12 @@ The model answers one question when the caller has fallen silent: *is this turn 
   voicing strength (peak of the normalised autocorrelation). Levels are taken relative to the loudest
   frame of the window, so the line's gain does not matter. This is where prosody lives: a falling
   or rising final contour, final lengthening, fading energy.
-* **words** (optional): the last ``LAST_WORDS`` words of the partial transcript, each hashed into
-  ``HASH_BUCKETS`` buckets per position (one-hot), plus a flag saying whether any words are known,
-  the number of words and of digit words (a phone number read in groups is finished when it has
-  seven or ten digits). With no STT the flag is 0 and the vector is all zeros.
+* **words** (optional): the closed word class (preposition, determiner, conjunction, auxiliary,
+  filler, pronoun, digit, other) of each of the last ``LAST_WORDS`` words of the partial transcript,
+  the last ``HASH_WORDS`` words hashed into ``HASH_BUCKETS`` buckets per position, a flag saying
+  whether any words are known, the number of words and the run of digit words at the end (a phone
+  number read in groups is finished when it has seven or ten digits). With no STT the flag is 0 and
+  the vector is all zeros.
 * **silence so far** (seconds since ``speech_end``), so the answer may grow as the pause grows.
 
 Frame ``i`` is the 25 ms Hann-windowed segment that *ends* at sample ``(i + 1) * HOP``; the pitch of
@@ -55,8 +57,26 @@ N_AUDIO = N_MELS + 3
 LEFT_PAD = PITCH_WIN - HOP
 
 LAST_WORDS = 3
-HASH_BUCKETS = 64
-N_WORDS = LAST_WORDS * HASH_BUCKETS + 3
+HASH_WORDS = 2  # the identity of the last two words is hashed; classes cover the last three
+HASH_BUCKETS = 32
+
+# Closed word classes: an utterance that stops on one of these is usually unfinished, whatever the
+# sentence was (the classes generalise to phrases never seen in training; the hashed identity adds
+# what they miss). The last class, "other", is every other word (content words, names, times).
+_CLASSES = {
+    "preposition": "for to of at on in with from about after before under into by than since until around "
+    "between near off over through toward towards without within per via",
+    "determiner": "a an the my your our his her their its this these those some any another every each no",
+    "conjunction": "and or but so because if when then which who whom whose where while though although "
+    "unless whether that as",
+    "auxiliary": "is are was were be been being am i'm it's that's there's would could can will should "
+    "might must may do does did have has had need needs want wants gonna wanna like",
+    "filler": "um uh er erm hmm mm uhm ah well see mean know",
+    "pronoun": "i we you he she they it me",
+}
+WORD_CLASSES: dict[str, int] = {w: i for i, words in enumerate(_CLASSES.values()) for w in words.split()}
+N_CLASSES = len(_CLASSES) + 2  # + digit words + other
+N_WORDS = LAST_WORDS * N_CLASSES + HASH_WORDS * HASH_BUCKETS + 3
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -182,18 +202,30 @@ def word_hash(word: str, position: int) -> int:
 
 
 def normalise(word: str) -> str:
-    return word.lower().strip(" .,!?;:\"'…")
+    return word.lower().strip(" .,!?;:\"'…").replace("’", "'")
+
+
+def word_class(word: str) -> int:
+    """Index of the closed class of a normalised word; digits next to last, "other" last."""
+    if word in DIGIT_WORDS:
+        return N_CLASSES - 2
+    return WORD_CLASSES.get(word, N_CLASSES - 1)
 
 
 def word_features(words: Sequence[str] | None) -> FloatArray:
-    """``[N_WORDS]``: hashed last words, a has-words flag, word and digit counts (all 0 without words)."""
+    """``[N_WORDS]``: classes of the last words, hashed identities, a has-words flag, word and digit
+    counts (all zeros without words)."""
     out = np.zeros(N_WORDS, dtype=np.float32)
     clean = [w for w in (normalise(w) for w in words or ()) if w]
     if not clean:
         return out
-    for pos, word in enumerate(reversed(clean[-LAST_WORDS:])):
-        out[pos * HASH_BUCKETS + word_hash(word, pos)] = 1.0
-    base = LAST_WORDS * HASH_BUCKETS
+    tail = list(reversed(clean[-LAST_WORDS:]))
+    for pos, word in enumerate(tail):
+        out[pos * N_CLASSES + word_class(word)] = 1.0
+    base = LAST_WORDS * N_CLASSES
+    for pos, word in enumerate(tail[:HASH_WORDS]):
+        out[base + pos * HASH_BUCKETS + word_hash(word, pos)] = 1.0
+    base += HASH_WORDS * HASH_BUCKETS
     out[base] = 1.0
     out[base + 1] = min(len(clean), 30) / 10.0
     # Digits since the last non-digit word: a number read in groups.

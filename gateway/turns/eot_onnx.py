@@ -96,17 +96,24 @@ class OnnxEndOfTurnStream:
         self._rate = input_rate
         self._resampler: StreamResampler | None = None
         self._ring = RingBuffer(int(HISTORY_S * SAMPLE_RATE), dtype=np.int16)
+        self._received = 0  # input samples, at the input rate
         self._cached_end: int | None = None
         self._cached: npt.NDArray[np.float32] | None = None
 
     @property
     def samples(self) -> int:
-        """8 kHz samples received so far (the stream's clock)."""
-        return self._ring.total_written
+        """The stream's clock, in 8 kHz samples (audio received so far, whatever its rate).
+
+        With a 16 kHz call the resampler holds back a few ms of output: the ring buffer then ends a
+        little before the clock, and a window's tail is only complete (and cached) once it is in.
+        """
+        rate = self._rate or SAMPLE_RATE
+        return self._received * SAMPLE_RATE // rate
 
     def push(self, caller: Pcm) -> None:
         if self._rate is None:
             self._rate = _FRAME_RATES.get(len(caller), SAMPLE_RATE)
+        self._received += len(caller)
         if self._rate != SAMPLE_RATE:
             if self._resampler is None:
                 self._resampler = StreamResampler(self._rate, SAMPLE_RATE)
