@@ -104,9 +104,26 @@ class _Reply:
     message: ChatMessage
     task: asyncio.Task[None] | None = None
     eot_t: float | None = None  # call time of the end of turn that asked for it
+    eou_delay_ms: float | None = None  # caller's last voiced audio -> end of turn
+    stt_latency: float | None = None  # VAD end of speech -> final transcript
     first_audio_t: float | None = None
     llm_ttft: float | None = None
     tts_first_audio: float | None = None
+
+
+@dataclass(frozen=True)
+class TurnTiming:
+    """Where the time went between the caller's last word and the agent's first audio (ms)."""
+
+    eou_delay_ms: float  # last voiced audio -> end of turn (endpointing)
+    stt_final_latency_ms: float | None  # VAD end of speech -> final transcript
+    llm_ttft_ms: float | None  # end of turn -> first LLM token
+    tts_first_audio_ms: float | None  # end of turn -> first synthesised audio
+    response_ms: float  # end of turn -> first agent frame sent
+
+    @property
+    def total_ms(self) -> float:
+        return self.eou_delay_ms + self.response_ms
 
 
 @dataclass
@@ -117,6 +134,7 @@ class SessionLog:
     transcripts: list[tuple[float, str]] = field(default_factory=list)
     agent_said: list[tuple[float, str]] = field(default_factory=list)
     dtmf: list[str] = field(default_factory=list)
+    turn_timings: list[TurnTiming] = field(default_factory=list)
 
 
 class CallSession:
@@ -157,6 +175,7 @@ class CallSession:
         self._reply: _Reply | None = None
         self._audible = False
         self._new_agent_turn = True
+        self._stt_latency: float | None = None
         self.end_reason = ""
 
     # -- the call loop --------------------------------------------------------------------------
@@ -229,6 +248,7 @@ class CallSession:
                 async for result in stream.results():
                     if result.final and result.words:
                         self.log.transcripts.append((self.pipeline.t, result.text))
+                        self._stt_latency = result.latency
                     self._act(
                         self.pipeline.transcript(
                             list(result.words), final=result.final, end_of_utterance=result.end_of_utterance
@@ -261,7 +281,14 @@ class CallSession:
             self.messages.append(ChatMessage("user", eot.transcript or ""))
         speech = self.playout.new_speech()
         message = ChatMessage("assistant", "")
-        reply = _Reply(speech=speech, message=message, eot_t=eot.t if eot else None)
+        reply = _Reply(
+            speech=speech,
+            message=message,
+            eot_t=eot.t if eot else None,
+            eou_delay_ms=eot.delay_ms if eot else None,
+            stt_latency=self._stt_latency,
+        )
+        self._stt_latency = None
         self._reply = reply
         self._new_agent_turn = True
         reply.task = asyncio.create_task(self._generate(reply, text))
@@ -347,11 +374,22 @@ class CallSession:
         if reply is None or reply.first_audio_t is not None:
             return
         reply.first_audio_t = self.pipeline.t
-        if self.recorder is not None and reply.eot_t is not None:
+        if reply.eot_t is None or reply.eou_delay_ms is None:
+            return  # the greeting: no caller turn to measure from
+        timing = TurnTiming(
+            eou_delay_ms=reply.eou_delay_ms,
+            stt_final_latency_ms=None if reply.stt_latency is None else reply.stt_latency * 1000,
+            llm_ttft_ms=None if reply.llm_ttft is None else reply.llm_ttft * 1000,
+            tts_first_audio_ms=None if reply.tts_first_audio is None else reply.tts_first_audio * 1000,
+            response_ms=(reply.first_audio_t - reply.eot_t) * 1000,
+        )
+        self.log.turn_timings.append(timing)
+        if self.recorder is not None:
             self.recorder.turn_latencies(
-                llm_ttft_ms=None if reply.llm_ttft is None else reply.llm_ttft * 1000,
-                tts_first_audio_ms=None if reply.tts_first_audio is None else reply.tts_first_audio * 1000,
-                response_latency_ms=(reply.first_audio_t - reply.eot_t) * 1000,
+                stt_final_latency_ms=timing.stt_final_latency_ms,
+                llm_ttft_ms=timing.llm_ttft_ms,
+                tts_first_audio_ms=timing.tts_first_audio_ms,
+                response_latency_ms=timing.response_ms,
             )
 
     def _complete_reply_if_played(self) -> None:
