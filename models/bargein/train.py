@@ -179,13 +179,13 @@ def export(model: BargeInNet, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--minutes", type=float, default=20.0, help="stop after this much wall time")
-    ap.add_argument("--max-loss", type=float, default=1.0, help="weight of the soft-max loss on negatives")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--minutes", type=float, default=25.0, help="stop after this much wall time")
+    ap.add_argument("--max-loss", type=float, default=0.5, help="weight of the soft-max loss on negatives")
     ap.add_argument("--freq-mask", type=float, default=0.5, help="share of clips with masked mel bands")
     ap.add_argument("--channels", type=int, default=64)
     ap.add_argument("--hidden", type=int, default=64)
