@@ -186,6 +186,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--minutes", type=float, default=25.0, help="stop after this much wall time")
     ap.add_argument("--max-loss", type=float, default=0.5, help="weight of the soft-max loss on negatives")
+    ap.add_argument(
+        "--vtlp",
+        type=float,
+        default=0.0,
+        help="share of clips with warped caller bands (off in the committed model)",
+    )
     ap.add_argument("--freq-mask", type=float, default=0.5, help="share of clips with masked mel bands")
     ap.add_argument("--channels", type=int, default=64)
     ap.add_argument("--hidden", type=int, default=64)
@@ -229,6 +235,18 @@ def main(argv: list[str] | None = None) -> int:
             a = torch.from_numpy(train["agent"][idx, :n_frames].astype(np.float32))
             # Gain jitter on the caller line (log-mel: an additive constant), as a level-independence prior.
             c = c + torch.from_numpy(rng.uniform(-1.0, 1.0, (len(idx), 1, 1)).astype(np.float32))
+            # Vocal-tract-length perturbation in the mel domain: stretch the caller's bands by 0.88-1.12
+            # (voices the corpus does not have), by linear interpolation along the band axis.
+            # (Not drawn at all when off, so the committed model's random stream is unchanged.)
+            warp = np.nonzero(rng.random(len(idx)) < args.vtlp)[0] if args.vtlp > 0 else np.zeros(0, np.int64)
+            if len(warp):
+                bands = np.arange(N_MELS, dtype=np.float32)
+                for j in warp:
+                    src = np.clip(bands / rng.uniform(0.88, 1.12), 0, N_MELS - 1)
+                    lo = np.floor(src).astype(np.int64)
+                    hi = np.minimum(lo + 1, N_MELS - 1)
+                    frac = torch.from_numpy((src - lo).astype(np.float32))
+                    c[j] = c[j][:, lo] * (1 - frac) + c[j][:, hi] * frac
             # Frequency masking (a few adjacent mel bands of the caller set to their mean): robustness to
             # voices and channels the corpus does not have.
             for j in np.nonzero(rng.random(len(idx)) < args.freq_mask)[0]:
