@@ -773,6 +773,30 @@ def test_gateway_defaults_and_routes(tmp_path: Path) -> None:
         ("routes:\n  - {match: x}\n", 2, "routes[0].agent", "required key 'agent'"),
         ("limits:\n  rtp_timeout: 0\n", 2, "limits.rtp_timeout", "must be > 0"),
         ("sip:\n  auth: {username: u}\n", 2, "sip.auth.password", "required key 'password'"),
+        ("sip:\n  tls: {certificate: c.pem, private_key: k.pem}\n", 2, "sip.tls", "'tls' in sip.transports"),
+        (
+            "sip:\n  transports: [tls]\n  tls:\n    certificate: c.pem\n    private_key: k.pem\n"
+            "    port: 5060\n",
+            6,
+            "sip.tls.port",
+            "must differ from sip.port",
+        ),
+        ("sip:\n  transports: [tls]\n  tls: {certificate: c.pem}\n", 3, "sip.tls.private_key", "required"),
+        ("sip:\n  media_address: gw.example.com\n", 2, "sip.media_address", "IP address"),
+        ("sip:\n  media_address: 0.0.0.0\n", 2, "sip.media_address", "callers can reach"),
+        ("sip:\n  rtp_ports: [30000, 20000]\n", 2, "sip.rtp_ports", "low < high"),
+        ("sip:\n  rtp_ports: 30000\n", 2, "sip.rtp_ports", "[low, high]"),
+        ("sip:\n  ring_delay: -1\n", 2, "sip.ring_delay", "must be >= 0"),
+        ("sip:\n  retry_after: true\n", 2, "sip.retry_after", "must be a number"),
+        ("sip:\n  session_timers: {mode: always}\n", 2, "sip.session_timers.mode", "'off'"),
+        ("sip:\n  session_timers: {expires: 60}\n", 2, "sip.session_timers.expires", ">= 90"),
+        (
+            "sip:\n  session_timers:\n    min_se: 600\n    expires: 300\n",
+            4,
+            "sip.session_timers.expires",
+            "must be >= min_se (600)",
+        ),
+        ("sip:\n  drain_timeout: -5\n", 2, "sip.drain_timeout", "must be >= 0"),
     ],
 )
 def test_gateway_errors(tmp_path: Path, snippet: str, line: int, key: str, needle: str) -> None:
@@ -782,6 +806,38 @@ def test_gateway_errors(tmp_path: Path, snippet: str, line: int, key: str, needl
     err = only(info.value)
     assert (err.file, err.line, err.key_path) == (str(path), line, key)
     assert needle in err.message
+
+
+def test_gateway_sip_edge_settings(tmp_path: Path) -> None:
+    defaults = load_gateway_config(write(tmp_path, "routes: []\n", "gw0.yaml")).config.sip
+    # Defaults are the edge's behaviour before these keys existed.
+    assert (defaults.tls, defaults.media_address, defaults.rtp_ports) == (None, None, None)
+    assert (defaults.ring_delay, defaults.retry_after, defaults.drain_timeout) == (0.0, 5, 30.0)
+    timers = defaults.session_timers
+    assert (timers.mode, timers.expires, timers.min_se) == ("optional", 1800, 90)
+    path = write(
+        tmp_path,
+        """
+        sip:
+          transports: [udp, tls]
+          tls: {certificate: cert.pem, private_key: key.pem}
+          media_address: 203.0.113.10
+          rtp_ports: [30000, 30999]
+          ring_delay: 1.5
+          retry_after: 30
+          session_timers: {mode: off, expires: 600}
+          drain_timeout: 10
+        routes: []
+        """,
+        "gw.yaml",
+    )
+    sip = load_gateway_config(path, ["sip.session_timers.mode=required"]).config.sip
+    assert sip.tls is not None and (sip.tls.certificate, sip.tls.port) == ("cert.pem", 5061)
+    assert (sip.media_address, sip.rtp_ports) == ("203.0.113.10", (30000, 30999))
+    assert (sip.ring_delay, sip.retry_after, sip.drain_timeout) == (1.5, 30, 10.0)
+    assert (sip.session_timers.mode, sip.session_timers.expires) == ("required", 600)
+    off = load_gateway_config(path).config.sip.session_timers.mode
+    assert off == "off"  # YAML 1.2: `off` is a string, not false
 
 
 def test_gateway_password_is_not_printed(tmp_path: Path) -> None:

@@ -410,9 +410,47 @@ class SipRateLimitConfig(Section):
 
 
 class SipTlsConfig(Section):
-    certificate: str
-    private_key: str
+    """TLS at the front: PEM certificate (chain) and its private key; paths relative to the working dir."""
+
+    certificate: str = Field(min_length=1)
+    private_key: str = Field(min_length=1)
     port: Port = 5061
+
+
+class SipSessionTimersConfig(Section):
+    """RFC 4028 session timers of the workers' pjsua2 account (PJSIP's defaults: optional, 1800 s, 90 s)."""
+
+    mode: Literal["off", "optional", "required"] = "optional"
+    # Session-Expires we ask for, seconds.
+    expires: Annotated[int, BeforeValidator(_not_bool), Field(ge=90)] = 1800
+    # Min-SE: the shortest interval we accept from the caller, seconds (RFC 4028: at least 90).
+    min_se: Annotated[int, BeforeValidator(_not_bool), Field(ge=90)] = 90
+
+    @model_validator(mode="after")
+    def _order(self) -> SipSessionTimersConfig:
+        if self.expires < self.min_se:
+            raise cross_field_error("expires", f"must be >= min_se ({self.min_se}), got {self.expires}")
+        return self
+
+
+def _port_range(value: Any) -> Any:
+    """`[low, high]` UDP ports for RTP (each call takes an even RTP port and the next one for RTCP)."""
+    if value is None:
+        return None
+    if not (isinstance(value, list | tuple) and len(value) == 2) or any(
+        isinstance(v, bool) or not isinstance(v, int) for v in value
+    ):
+        raise PydanticCustomError(
+            "port_range", "must be [low, high] port numbers, got {got}", {"got": _show(value)}
+        )
+    low, high = value
+    if not 1024 <= low < high <= 65535:
+        raise PydanticCustomError(
+            "port_range",
+            "must be [low, high] with 1024 <= low < high <= 65535, got {got}",
+            {"got": _show(value)},
+        )
+    return (low, high)
 
 
 Transport = Literal["udp", "tcp", "tls"]
@@ -438,6 +476,18 @@ class SipConfig(Section):
     auth: SipAuthConfig | None = None
     rate_limit: SipRateLimitConfig | None = SipRateLimitConfig()
     tls: SipTlsConfig | None = None
+    # Address written into SDP (c=) for RTP: the public/NATed address callers send audio to.
+    # null: the address RTP is bound to (sip.host; with 0.0.0.0, the host's default address).
+    media_address: str | None = None
+    # RTP/RTCP UDP ports [low, high], split evenly over the workers; null: 20000 and up, per worker.
+    rtp_ports: Annotated[tuple[int, int] | None, BeforeValidator(_port_range)] = None
+    # Seconds of ringing (180) before the 200 OK.
+    ring_delay: Seconds = 0.0
+    # Retry-After (seconds) on 486/503 when the gateway is full, draining or rate limiting.
+    retry_after: Annotated[int, BeforeValidator(_not_bool), Field(ge=0)] = 5
+    session_timers: SipSessionTimersConfig = SipSessionTimersConfig()
+    # Seconds calls in progress may take to finish when the gateway stops (new calls get 503).
+    drain_timeout: Seconds = 30.0
 
     @field_validator("codecs", "transports")
     @classmethod
@@ -461,10 +511,33 @@ class SipConfig(Section):
                 ) from None
         return v
 
+    @field_validator("media_address")
+    @classmethod
+    def _media_address(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        try:
+            address = ipaddress.ip_address(v)
+        except ValueError:
+            raise PydanticCustomError(
+                "ip_address", "must be an IP address such as 203.0.113.10, got {got}", {"got": _show(v)}
+            ) from None
+        if address.is_unspecified:
+            raise PydanticCustomError(
+                "ip_address", "must be an address callers can reach, not {got}", {"got": _show(v)}
+            )
+        return v
+
     @model_validator(mode="after")
     def _tls(self) -> SipConfig:
         if "tls" in self.transports and self.tls is None:
             raise cross_field_error("transports", "'tls' needs a tls section (certificate and private_key)")
+        if self.tls is not None and "tls" not in self.transports:
+            raise cross_field_error(
+                "tls", "a tls section needs 'tls' in sip.transports (or remove the section)"
+            )
+        if self.tls is not None and self.tls.port == self.port:
+            raise cross_field_error(("tls", "port"), f"must differ from sip.port ({self.port})")
         return self
 
 
