@@ -8,27 +8,19 @@ sampleRate, payload}, `checkpoint` {streamId, name}, `clearAudio` {streamId}.
 
 from __future__ import annotations
 
+from typing import Any
+
 from gateway.edges.mediastream.dialects.base import (
-    Connected,
-    Dialect,
-    DtmfDigit,
     Ignored,
     Inbound,
     MarkEcho,
-    Media,
     Outbound,
-    ProtocolError,
-    Started,
-    Stopped,
-    b64,
     b64s,
     dumps,
-    load_json,
-    obj,
     str_dict,
     text,
 )
-from gateway.edges.mediastream.dialects.twilio import wire_format
+from gateway.edges.mediastream.dialects.common import JsonEventDialect
 
 ENCODINGS = {"audio/x-mulaw": "mulaw", "audio/x-l16": "l16"}
 CONTENT_TYPES = {"mulaw": "audio/x-mulaw", "l16": "audio/x-l16"}
@@ -48,46 +40,24 @@ def _extra_headers(value: object) -> dict[str, str]:
     return out
 
 
-class Plivo(Dialect):
+class Plivo(JsonEventDialect):
     name = "plivo"
+    stream_id_key = "streamId"
+    stream_id_in = ("start", "message")
+    call_id_key = "callId"
+    media_format_key = "mediaFormat"
+    encodings = ENCODINGS
+    mark_event = None  # Plivo echoes a `checkpoint` as `playedStream`
 
-    def parse(self, message: Outbound) -> list[Inbound]:
-        data = load_json(message)
-        event = data.get("event")
-        if event == "connected":
-            return [Connected()]
-        if event == "start":
-            start = obj(data, "start")
-            stream_id = text(start, "streamId") or text(data, "streamId")
-            if not stream_id:
-                raise ProtocolError("start: no streamId")
-            params = _extra_headers(data.get("extra_headers", start.get("extra_headers")))
-            return [
-                self.started(
-                    Started(
-                        call_id=text(start, "callId") or stream_id,
-                        stream_id=stream_id,
-                        wire=wire_format(obj(start, "mediaFormat"), ENCODINGS),
-                        caller=text(start, "from"),
-                        callee=text(start, "to"),
-                        parameters=params,
-                    )
-                )
-            ]
-        if event == "media":
-            media = obj(data, "media")
-            if media.get("track", "inbound") != "inbound":
-                return [Ignored(f"media of track {media.get('track')!r}")]
-            return [Media(b64(media.get("payload")))]
+    def _parameters(self, data: dict[str, Any], start: dict[str, Any]) -> dict[str, str]:
+        return _extra_headers(data.get("extra_headers", start.get("extra_headers")))
+
+    def _other_event(self, event: object, data: dict[str, Any]) -> list[Inbound] | None:
         if event in ("playedStream", "played"):
             return [MarkEcho(text(data, "name"))]
         if event == "clearedAudio":
             return [Ignored("clearedAudio acknowledgement")]
-        if event == "dtmf":
-            return [DtmfDigit(text(obj(data, "dtmf"), "digit"))]
-        if event == "stop":
-            return [Stopped("caller_hangup")]
-        return [Ignored(f"unknown event {event!r}")]
+        return None
 
     def media(self, payload: bytes) -> list[Outbound]:
         media = {
