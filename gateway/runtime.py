@@ -75,11 +75,14 @@ class MetricsService:
     async def start(self) -> None:
         rt = self.runtime
         engine = create_db_engine(rt.db_url)
-        check_schema_current(engine)  # raises SchemaOutOfDate with the command to run
+        try:
+            check_schema_current(engine)  # raises SchemaOutOfDate with the command to run
+        finally:
+            engine.dispose()
         spool_dir = Path(rt.config.database.spool_dir)
         spool_dir.mkdir(parents=True, exist_ok=True)
-        rt.writer = MetricsWriter(
-            engine,
+        rt.writer = MetricsWriter(  # the database work runs in its own process, with its own engine
+            rt.db_url,
             spool_dir / f"{rt.instance}.jsonl",
             batch_interval_s=rt.config.database.batch_interval,
             instance=rt.instance,

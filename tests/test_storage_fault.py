@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, make_url, select
@@ -34,6 +35,8 @@ from gateway.turns.events import (
 )
 
 T0 = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
+# The writer's database process gives up quickly on an unreachable server or a locked file.
+FAIL_FAST: dict[str, Any] = {"connect_timeout_s": 1, "busy_timeout_ms": 50}
 
 
 class TcpProxy:
@@ -130,8 +133,9 @@ class Outage:
 
 
 @contextlib.asynccontextmanager
-async def faulty_database(url: str, *, busy_timeout_ms: int) -> AsyncIterator[tuple[Engine, Outage]]:
-    """The writer's engine (through a proxy for PostgreSQL) and the switch that breaks it."""
+async def faulty_database(url: str) -> AsyncIterator[tuple[str, Outage]]:
+    """The writer's URL (through a proxy for PostgreSQL) and the switch that breaks it. The writer's
+    database process connects through the proxy, which runs on this test's event loop."""
     proxy: TcpProxy | None = None
     writer_url = url
     if url.startswith("postgresql"):
@@ -139,13 +143,11 @@ async def faulty_database(url: str, *, busy_timeout_ms: int) -> AsyncIterator[tu
         proxy = TcpProxy(parsed.host or "127.0.0.1", parsed.port or 5432)
         await proxy.start()
         writer_url = parsed.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-    engine = create_db_engine(writer_url, connect_timeout_s=1, busy_timeout_ms=busy_timeout_ms)
     outage = Outage(url, proxy)
     try:
-        yield engine, outage
+        yield writer_url, outage
     finally:
         await outage.heal()
-        engine.dispose()
         if proxy:
             await proxy.cut()
 
@@ -194,8 +196,10 @@ class Session:
 
 
 async def test_database_unreachable_mid_call(migrated_url: str, spool_path: Path) -> None:
-    async with faulty_database(migrated_url, busy_timeout_ms=50) as (engine, outage):
-        writer = MetricsWriter(engine, spool_path, batch_interval_s=0.05, write_timeout_s=5, instance="gw")
+    async with faulty_database(migrated_url) as (url, outage):
+        writer = MetricsWriter(
+            url, spool_path, batch_interval_s=0.05, write_timeout_s=5, instance="gw", **FAIL_FAST
+        )
         await writer.start()
         session = Session(writer)
         session.recorder.started(T0)
@@ -241,8 +245,16 @@ async def test_database_unreachable_mid_call(migrated_url: str, spool_path: Path
 async def test_database_hangs_then_recovers(migrated_url: str, spool_path: Path) -> None:
     """A write that outlives write_timeout is spooled while it still runs; whether it finally commits
     or not, each record lands once."""
-    async with faulty_database(migrated_url, busy_timeout_ms=60_000) as (engine, outage):
-        writer = MetricsWriter(engine, spool_path, batch_interval_s=0.05, write_timeout_s=0.3, instance="gw")
+    async with faulty_database(migrated_url) as (url, outage):
+        writer = MetricsWriter(
+            url,
+            spool_path,
+            batch_interval_s=0.05,
+            write_timeout_s=0.3,
+            instance="gw",
+            connect_timeout_s=1,
+            busy_timeout_ms=60_000,  # a locked SQLite file makes statements wait: the database "hangs"
+        )
         await writer.start()
         session = Session(writer)
         session.recorder.started(T0)
@@ -279,9 +291,11 @@ async def test_spool_survives_a_writer_restart_during_outage(
     migrated_url: str, spool_path: Path, batches: int
 ) -> None:
     """Spooled while the database was away, then the gateway restarts: the new writer flushes it."""
-    async with faulty_database(migrated_url, busy_timeout_ms=50) as (engine, outage):
+    async with faulty_database(migrated_url) as (url, outage):
         await outage.fail()
-        writer = MetricsWriter(engine, spool_path, batch_interval_s=0.05, write_timeout_s=5, instance="gw")
+        writer = MetricsWriter(
+            url, spool_path, batch_interval_s=0.05, write_timeout_s=5, instance="gw", **FAIL_FAST
+        )
         await writer.start()
         session = Session(writer)
         session.recorder.started(T0)
@@ -292,7 +306,7 @@ async def test_spool_survives_a_writer_restart_during_outage(
         assert writer.stats.spool_depth == len(session.sent)
 
         await outage.heal()
-        second = MetricsWriter(engine, spool_path, instance="gw")
+        second = MetricsWriter(url, spool_path, instance="gw", **FAIL_FAST)
         await second.start()
         await second.stop()
         stats = second.stats

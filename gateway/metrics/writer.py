@@ -1,29 +1,38 @@
-"""The metrics writer: sessions `emit()` records; a task writes them in batches; audio never waits.
+"""The metrics writer: sessions `emit()` records; a separate process writes them in batches; audio never
+waits, not even for the GIL.
 
 Theory of operation
 -------------------
 * `emit(record)` appends to an in-memory deque and returns. It never awaits and never touches the
   database, so a session may call it from its audio loop.
+* The database work (SQLAlchemy, the driver, the rejected-records file) runs in a child process,
+  `python -m gateway.metrics.dbworker`, with its own engine. This process keeps only cheap work: pickling
+  the batch (in chunks, yielding to the event loop between them) and pipe I/O on the event loop. So the
+  database's Python work never competes with the audio loop for the GIL (bench/bench_db.py measures it).
 * Every `batch_interval_s` the writer task takes everything queued and runs one *cycle*:
-  1. if a previous database attempt is still running (it timed out but its thread is stuck), the batch
-     goes straight to the spool;
-  2. otherwise one attempt runs in the writer's own DB thread: flush the spool (oldest first, in
-     chunks, one transaction each), close calls a crashed run left open (once), then insert the batch
-     in one transaction;
-  3. if that attempt fails because the database is unreachable, or takes longer than
-     `write_timeout_s`, the batch is appended to the spool (fsync'd) and the next cycle tries again.
+  1. if a previous attempt is still running in the worker (it timed out but the worker is stuck), or
+     no worker is ready (it died and its replacement is starting), the batch goes straight to the spool;
+  2. otherwise the worker runs one attempt: apply the spool (oldest first, up to its end at the time
+     of the request, in chunks, one transaction each), close calls a crashed run left open (once),
+     then apply the batch in chunks;
+  3. if that attempt fails because the database is unreachable, the batch chunks that did not commit
+     are appended to the spool (fsync'd); if it takes longer than `write_timeout_s`, or the worker
+     dies, the whole batch is; the next cycle tries again.
+* Only this process writes the spool; the worker only reads it, up to the end offset it was given,
+  and reports how far it committed, which this process then consumes (never while an attempt runs).
 * Records keep their order: nothing new reaches the database while older records wait in the spool.
 * Exactly once: inserts carry unique `uid`s and use ON CONFLICT DO NOTHING; updates set fixed values.
-  A batch that may or may not have committed (a timeout, a lost connection at commit) is spooled and
+  A batch that may or may not have committed (a timeout, a worker killed mid-commit) is spooled and
   re-applied later without harm.
-* Records the database refuses (not an outage: e.g. a row for an unknown call) are retried one by one;
-  those that still fail go to `<spool>.rejected` and are counted, so one bad record never blocks the rest.
-* A crash loses what was queued in memory (at most one batch interval) and a batch whose commit was in
-  flight. On start, this instance's calls with no `ended_at` are closed with `end_reason =
-  'gateway_restart'` (after the spool is flushed, and never the calls live in this process).
-
-* The DB thread writes in chunks of `chunk_size` rows (one transaction each) and sleeps `yield_s`
-  between chunks, so the event loop's thread gets the GIL back quickly (bench/bench_db.py measures it).
+* Records the database refuses (not an outage: e.g. a row for an unknown call) are retried one by one
+  by the worker; those that still fail go to `<spool>.rejected` and are counted.
+* A dead worker is replaced (counted in `stats.worker_restarts`, with a back-off if replacements keep
+  failing); meanwhile batches spool. The first worker is started by `start()` (or the first `flush()`),
+  which waits for it.
+* A crash of this process loses what was queued in memory (at most one batch interval) and a batch
+  whose commit was in flight; the worker sees its pipe close and exits. On start, this instance's calls
+  with no `ended_at` are closed with `end_reason = 'gateway_restart'` (after the spool is flushed, and
+  never the calls live in this process).
 
 Tests and operators observe the writer through `stats` and `await wait_until(predicate)`.
 """
@@ -32,9 +41,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
+import pickle
 import socket
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -45,14 +57,25 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from gateway.metrics.persist import apply_records, close_open_calls, is_unavailable
-from gateway.metrics.records import InsertRow, Record, UpdateRow, record_to_json
-from gateway.metrics.spool import Spool
+import gateway
+from gateway.metrics.dbworker import (
+    HEADER,
+    PICKLE_PROTOCOL,
+    Attempt,
+    Ready,
+    Result,
+    Stop,
+    WorkerConfig,
+    encode_frame,
+)
+from gateway.metrics.records import InsertRow, Record, UpdateRow
+from gateway.metrics.spool import Spool, encode
 
 log = logging.getLogger(__name__)
 
 
 DEFAULT_BATCH_INTERVAL_S = 0.5
+_MAX_RESPAWN_DELAY_S = 30.0
 
 
 def default_instance() -> str:
@@ -68,40 +91,158 @@ class WriterStats:
     rejected: int = 0  # records the database refused (kept in <spool>.rejected)
     dropped: int = 0  # records dropped because the in-memory queue was full
     cycles: int = 0
-    db_failures: int = 0
+    db_failures: int = 0  # cycles whose batch was spooled (database or worker unavailable)
     db_available: bool = True
     recovered: bool = False  # open calls from a previous run have been closed
     closed_on_restart: int = 0
+    worker_restarts: int = 0  # database processes started to replace one that died
+
+
+class WorkerDied(ConnectionError):
+    """The database process exited (or never became ready)."""
+
+
+class _WorkerProcess:
+    """This process's handle on one `gateway.metrics.dbworker` process: frames down stdin, results up
+    stdout, read by a task. Everything here runs on the event loop and never blocks it."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        loop = asyncio.get_running_loop()
+        self.ready: asyncio.Future[int] = loop.create_future()
+        self.ready.add_done_callback(_consume_exception)
+        self._pending: dict[int, asyncio.Future[Result]] = {}
+        self._alive = True
+        self._reader = asyncio.create_task(self._read(), name=f"metrics-db-{proc.pid}")
+
+    @classmethod
+    async def spawn(cls, config: WorkerConfig) -> _WorkerProcess:
+        package_root = str(Path(gateway.__file__).resolve().parent.parent)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "gateway.metrics.dbworker",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env=env,
+        )
+        worker = cls(proc)
+        worker._send(config)
+        return worker
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def alive(self) -> bool:
+        return self._alive
+
+    def submit(self, attempt: Attempt) -> asyncio.Future[Result]:
+        if not self._alive:
+            raise WorkerDied(f"metrics database process {self.pid} has exited")
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._pending[attempt.id] = future
+        self._send(attempt)
+        return future
+
+    def _send(self, message: object) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(encode_frame(message))  # buffered by the transport: never blocks
+
+    async def _read(self) -> None:
+        assert self.proc.stdout is not None
+        try:
+            while True:
+                header = await self.proc.stdout.readexactly(HEADER.size)
+                message = pickle.loads(await self.proc.stdout.readexactly(HEADER.unpack(header)[0]))
+                if isinstance(message, Ready) and not self.ready.done():
+                    self.ready.set_result(message.pid)
+                elif isinstance(message, Result):
+                    future = self._pending.pop(message.id, None)
+                    if future is not None and not future.done():
+                        future.set_result(message)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            self._alive = False
+            died = WorkerDied(f"metrics database process {self.pid} has exited")
+            if not self.ready.done():
+                self.ready.set_exception(died)
+            for future in self._pending.values():
+                if not future.done():
+                    future.set_exception(died)
+            self._pending.clear()
+
+    def kill(self) -> None:
+        if self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+
+    async def stop(self, grace_s: float) -> None:
+        """Ask the worker to exit (it finishes its attempt first); kill it after `grace_s`."""
+        if self.proc.returncode is None and self.proc.stdin is not None:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                self._send(Stop())
+                self.proc.stdin.close()
+        try:
+            await asyncio.wait_for(self.proc.wait(), grace_s)
+        except TimeoutError:
+            log.warning("metrics database process %d did not stop in %.1fs: killing it", self.pid, grace_s)
+            self.kill()
+            await self.proc.wait()
+        await self._reader
 
 
 class MetricsWriter:
     def __init__(
         self,
-        engine: Engine,
+        db: Engine | str,
         spool_path: str | os.PathLike[str],
         *,
         batch_interval_s: float = DEFAULT_BATCH_INTERVAL_S,
         write_timeout_s: float = 5.0,
         max_queue: int = 200_000,
         chunk_size: int = 200,
-        yield_s: float = 0.002,
         instance: str | None = None,
+        connect_timeout_s: float = 3.0,
+        busy_timeout_ms: int = 5000,
+        start_timeout_s: float = 60.0,
     ) -> None:
-        self.engine = engine
+        """`db`: the database URL (or an Engine, whose URL is used: the worker process makes its own
+        engine with `create_db_engine(url, connect_timeout_s=..., busy_timeout_ms=...)`)."""
+        self.db_url = db if isinstance(db, str) else db.url.render_as_string(hide_password=False)
         self.spool = Spool(spool_path)
         self.rejected_path = Path(f"{spool_path}.rejected")
         self.batch_interval_s = batch_interval_s
         self.write_timeout_s = write_timeout_s
         self.chunk_size = chunk_size
-        self.yield_s = yield_s
+        self.start_timeout_s = start_timeout_s
         self.instance = instance if instance is not None else default_instance()
+        self._config = WorkerConfig(
+            url=self.db_url,
+            spool_path=str(self.spool.path),
+            rejected_path=str(self.rejected_path),
+            instance=self.instance,
+            chunk_size=chunk_size,
+            connect_timeout_s=connect_timeout_s,
+            busy_timeout_ms=busy_timeout_ms,
+            log_level=log.getEffectiveLevel(),
+        )
         self._queue: deque[Record] = deque()
         self._max_queue = max_queue
         self._live_calls: set[str] = set()
         self._stats = WriterStats(spool_depth=self.spool.depth)
-        self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metrics-db")
         self._spool_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metrics-spool")
-        self._inflight: asyncio.Future[tuple[int, int, int]] | None = None
+        self._worker: _WorkerProcess | None = None
+        self._spawning: asyncio.Task[_WorkerProcess] | None = None
+        self._spawned_once = False
+        self._spawn_failures = 0
+        self._next_spawn_at = 0.0
+        self._attempt_ids = itertools.count(1)
+        self._inflight: asyncio.Future[Result] | None = None
         self._cycle_lock = asyncio.Lock()
         self._changed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
@@ -124,27 +265,43 @@ class MetricsWriter:
     def pending(self) -> int:
         return len(self._queue)
 
+    @property
+    def worker_pid(self) -> int | None:
+        """The database process's pid while it runs."""
+        worker = self._worker
+        return worker.pid if worker is not None and worker.alive else None
+
     # -- life cycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Recover (flush the spool, close calls a crash left open) if the database answers, then run."""
+        """Start the database process, recover (flush the spool, close calls a crash left open) if the
+        database answers, then run."""
         if self._task is not None:
             return
         await self.flush()
         self._task = asyncio.create_task(self._run(), name="metrics-writer")
 
     async def stop(self) -> None:
-        """Stop the task and write (or spool) whatever is queued."""
+        """Stop the task, write (or spool) whatever is queued, stop the database process."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
         await self.flush()
-        if self._inflight is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.shield(self._inflight), self.write_timeout_s)
-        self._db_thread.shutdown(wait=False, cancel_futures=True)
+        async with self._cycle_lock:
+            if self._inflight is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(asyncio.shield(self._inflight), self.write_timeout_s)
+                await self._settle()
+            if self._spawning is not None:
+                self._spawning.cancel()
+                with contextlib.suppress(BaseException):
+                    await self._spawning
+                self._spawning = None
+            if self._worker is not None:
+                await self._worker.stop(grace_s=self.write_timeout_s)
+                self._worker = None
         self._spool_thread.shutdown(wait=True)
 
     def abandon(self) -> None:
@@ -153,7 +310,10 @@ class MetricsWriter:
             self._task.cancel()
             self._task = None
         self._queue.clear()
-        self._db_thread.shutdown(wait=False, cancel_futures=True)
+        if self._spawning is not None:
+            self._spawning.cancel()
+        if self._worker is not None:
+            self._worker.kill()
         self._spool_thread.shutdown(wait=False, cancel_futures=True)
 
     async def wait_until(
@@ -173,7 +333,7 @@ class MetricsWriter:
         while True:
             await asyncio.sleep(self.batch_interval_s)
             try:
-                await self.flush()
+                await asyncio.shield(self.flush())  # `stop()` cancels between cycles, not inside one
             except Exception:  # never let the writer die; the next cycle retries
                 log.exception("metrics writer cycle failed")
 
@@ -185,49 +345,107 @@ class MetricsWriter:
             batch = list(self._queue)
             self._queue.clear()
             self._track_live_calls(batch)
-            await self._cycle(batch)
-            self._stats = replace(self._stats, cycles=self._stats.cycles + 1)
+            try:
+                await self._cycle(batch)
+            except BaseException:
+                await asyncio.shield(self._to_spool(batch))  # never lose an emitted record
+                raise
+            finally:
+                self._stats = replace(self._stats, cycles=self._stats.cycles + 1)
         async with self._changed:
             self._changed.notify_all()
         return self.stats
 
     async def _cycle(self, batch: list[Record]) -> None:
-        if self._inflight is not None and not self._inflight.done():
+        await self._settle()
+        worker = await self._ready_worker()
+        if self._inflight is not None or worker is None:
+            self._unavailable()
+            await self._to_spool(batch)
+            return
+        if not batch and not self.spool.depth and self._stats.recovered:
+            return
+        chunks = await self._pickled(batch)
+        attempt = worker.submit(
+            Attempt(
+                id=next(self._attempt_ids),
+                spool_end=self.spool.size,
+                recover=not self._stats.recovered,
+                live_calls=frozenset(self._live_calls),
+                chunks=chunks,
+            )
+        )
+        attempt.add_done_callback(_consume_exception)
+        self._inflight = attempt  # until it answers: no other attempt, no spool consumed
+        try:
+            result = await asyncio.wait_for(asyncio.shield(attempt), self.write_timeout_s)
+        except TimeoutError:
+            log.warning("metrics database slower than %.1fs: spooling", self.write_timeout_s)
+            self._unavailable()
+            await self._to_spool(batch)
+            return
+        except WorkerDied as exc:
+            self._inflight = None
+            log.warning("%s: spooling, starting another", exc)
+            self._unavailable()
             await self._to_spool(batch)
             return
         self._inflight = None
-        if not batch and not self.spool.depth and self._stats.recovered:
+        await self._account(result)
+        if result.ok:
+            self._stats = replace(self._stats, db_available=True)
             return
-        loop = asyncio.get_running_loop()
-        attempt = loop.run_in_executor(self._db_thread, self._db_attempt, batch, set(self._live_calls))
-        try:
-            written, closed, rejected = await asyncio.wait_for(asyncio.shield(attempt), self.write_timeout_s)
-        except Exception as exc:
-            if isinstance(exc, TimeoutError):
-                log.warning("metrics database slower than %.1fs: spooling", self.write_timeout_s)
-                self._inflight = attempt
-                attempt.add_done_callback(_consume_exception)
-            elif is_unavailable(exc):
-                log.warning("metrics database unavailable (%s): spooling", type(exc).__name__)
-            else:
-                raise
-            self._stats = replace(self._stats, db_failures=self._stats.db_failures + 1, db_available=False)
-            await self._to_spool(batch)
+        if result.unavailable:
+            log.warning("metrics database unavailable (%s): spooling", result.error)
+        else:
+            log.error("metrics database attempt failed (%s): spooling", result.error)
+        self._unavailable()
+        await self._to_spool(batch[result.chunks_done * self.chunk_size :])
+
+    def _unavailable(self) -> None:
+        self._stats = replace(self._stats, db_failures=self._stats.db_failures + 1, db_available=False)
+
+    async def _settle(self) -> None:
+        """Account for a timed-out attempt that has finished since (its batch is already spooled)."""
+        attempt = self._inflight
+        if attempt is None or not attempt.done():
             return
+        self._inflight = None
+        if not attempt.cancelled() and attempt.exception() is None:
+            await self._account(attempt.result())
+
+    async def _account(self, result: Result) -> None:
+        if result.spool_offset:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._spool_thread, self.spool.consume, result.spool_offset)
         self._stats = replace(
             self._stats,
-            written=self._stats.written + written,
-            rejected=self._stats.rejected + rejected,
-            db_available=True,
-            recovered=True,
-            closed_on_restart=self._stats.closed_on_restart + closed,
+            written=self._stats.written + result.written,
+            rejected=self._stats.rejected + result.rejected,
+            closed_on_restart=self._stats.closed_on_restart + result.closed,
+            recovered=self._stats.recovered or result.recovered,
         )
 
+    async def _pickled(self, batch: Sequence[Record]) -> list[bytes]:
+        """The batch as pickled chunks, yielding to the event loop between chunks."""
+        chunks: list[bytes] = []
+        for start in range(0, len(batch), self.chunk_size):
+            if start:
+                await asyncio.sleep(0)
+            chunks.append(pickle.dumps(list(batch[start : start + self.chunk_size]), PICKLE_PROTOCOL))
+        return chunks
+
     async def _to_spool(self, batch: Sequence[Record]) -> None:
+        """Append to the spool: JSON encoding here in chunks (yielding), the write and fsync in a thread."""
         if not batch:
             return
+        parts: list[bytes] = []
+        for start in range(0, len(batch), self.chunk_size):
+            if start:
+                await asyncio.sleep(0)
+            parts.append(encode(batch[start : start + self.chunk_size]))
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._spool_thread, self.spool.append, batch)
+        await loop.run_in_executor(self._spool_thread, self.spool.append_encoded, b"".join(parts), len(batch))
         self._stats = replace(self._stats, spooled=self._stats.spooled + len(batch))
 
     def _track_live_calls(self, batch: Sequence[Record]) -> None:
@@ -239,57 +457,46 @@ class MetricsWriter:
             elif isinstance(record, UpdateRow) and record.values.get("ended_at") is not None:
                 self._live_calls.discard(record.uid)
 
-    # -- the DB thread -------------------------------------------------------------------------
+    # -- the database process ------------------------------------------------------------------
 
-    def _db_attempt(self, batch: list[Record], live_calls: set[str]) -> tuple[int, int, int]:
-        """Spool first, then recovery, then the batch. Returns (written, calls closed, rejected)."""
-        written = rejected = closed = 0
-        offset = 0
-        while True:
-            chunk, next_offset = self.spool.read(offset, self.chunk_size)
-            if next_offset == offset:
-                break
-            w, r = self._apply(chunk)
-            written, rejected, offset = written + w, rejected + r, next_offset
-            time.sleep(self.yield_s)
-        if offset:
-            self.spool.consume(offset)
-        if not self._stats.recovered:
-            with self.engine.begin() as conn:
-                closed = len(close_open_calls(conn, self.instance, keep=live_calls))
-        for start in range(0, len(batch), self.chunk_size):
-            if start:
-                time.sleep(self.yield_s)  # let the event loop's thread have the GIL between chunks
-            w, r = self._apply(batch[start : start + self.chunk_size])
-            written, rejected = written + w, rejected + r
-        return written, closed, rejected
-
-    def _apply(self, records: list[Record]) -> tuple[int, int]:
-        """Apply records in one transaction; on a refusal that is not an outage, one by one."""
-        if not records:
-            return 0, 0
+    async def _ready_worker(self) -> _WorkerProcess | None:
+        """The running worker; else start one (waiting for it only the first time) and return None."""
+        if self._worker is not None:
+            if self._worker.alive:
+                return self._worker
+            self._worker = None
+        if self._spawning is None:
+            if time.monotonic() < self._next_spawn_at:
+                return None
+            if self._spawned_once:
+                self._stats = replace(self._stats, worker_restarts=self._stats.worker_restarts + 1)
+            self._spawning = asyncio.create_task(self._spawn(), name="metrics-db-spawn")
+            if not self._spawned_once:
+                self._spawned_once = True
+                await asyncio.wait({self._spawning})
+        if not self._spawning.done():
+            return None
+        spawning, self._spawning = self._spawning, None
         try:
-            with self.engine.begin() as conn:
-                apply_records(conn, records)
-            return len(records), 0
+            self._worker = spawning.result()
         except Exception as exc:
-            if is_unavailable(exc):
-                raise
-            log.error("metrics batch refused (%s); retrying record by record", exc)
-        written = rejected = 0
-        for record in records:
-            try:
-                with self.engine.begin() as conn:
-                    apply_records(conn, [record])
-                written += 1
-            except Exception as exc:
-                if is_unavailable(exc):
-                    raise
-                log.error("metrics record refused, kept in %s: %s", self.rejected_path, exc)
-                with self.rejected_path.open("a", encoding="utf-8") as f:
-                    f.write(record_to_json(record) + "\n")
-                rejected += 1
-        return written, rejected
+            self._spawn_failures += 1
+            delay = min(_MAX_RESPAWN_DELAY_S, 0.5 * 2**self._spawn_failures)
+            self._next_spawn_at = time.monotonic() + delay
+            log.error("metrics database process failed to start (%s); retrying in %.1fs", exc, delay)
+            return None
+        self._spawn_failures = 0
+        return self._worker
+
+    async def _spawn(self) -> _WorkerProcess:
+        worker = await _WorkerProcess.spawn(self._config)
+        try:
+            await asyncio.wait_for(asyncio.shield(worker.ready), self.start_timeout_s)
+        except BaseException:
+            worker.kill()
+            raise
+        log.info("metrics database process %d ready", worker.pid)
+        return worker
 
 
 def _consume_exception(future: asyncio.Future[Any]) -> None:
@@ -297,4 +504,4 @@ def _consume_exception(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
-__all__ = ["DEFAULT_BATCH_INTERVAL_S", "MetricsWriter", "WriterStats", "default_instance"]
+__all__ = ["DEFAULT_BATCH_INTERVAL_S", "MetricsWriter", "WorkerDied", "WriterStats", "default_instance"]
