@@ -24,6 +24,7 @@ import numpy as np
 from gateway.audio.resample import resample
 from gateway.audio.ringbuffer import RingBuffer
 from gateway.backends.base import BackendError, Pcm, SttCapabilities, Transcript, Usage
+from gateway.backends.stt.results import TranscriptQueue
 from gateway.turns.events import Word
 
 
@@ -104,7 +105,7 @@ class BatchSttStream:
         self.language = language
         self._ring = RingBuffer(max(1, int(stt.history * sample_rate)))
         self._jobs: asyncio.Queue[_Job | object] = asyncio.Queue()
-        self._out: asyncio.Queue[Transcript | BackendError | object] = asyncio.Queue()
+        self._out = TranscriptQueue()
         self._worker: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -143,10 +144,10 @@ class BatchSttStream:
             try:
                 words = await self._stt.run(job.pcm, self.sample_rate, self.language)
             except Exception as exc:  # the engine failed on this utterance: report, keep the stream
-                self._out.put_nowait(BackendError(f"{self._stt.name}: transcription failed: {exc}"))
+                self._out.put(BackendError(f"{self._stt.name}: transcription failed: {exc}"))
                 continue
             latency = job.behind + (time.monotonic() - job.requested)
-            self._out.put_nowait(
+            self._out.put(
                 Transcript(
                     words=self._on_timeline(words, job),
                     final=True,
@@ -171,15 +172,8 @@ class BatchSttStream:
             floor = start
         return tuple(out)
 
-    async def results(self) -> AsyncIterator[Transcript]:
-        while True:
-            item = await self._out.get()
-            if item is _CLOSED:
-                return
-            if isinstance(item, BackendError):
-                raise item
-            assert isinstance(item, Transcript)
-            yield item
+    def results(self) -> AsyncIterator[Transcript]:
+        return self._out.results()
 
     async def aclose(self) -> None:
         """Finish the utterances already handed over, then end `results()`."""
@@ -191,6 +185,6 @@ class BatchSttStream:
             try:
                 await self._worker
             finally:
-                self._out.put_nowait(_CLOSED)
+                self._out.close()
         else:
-            self._out.put_nowait(_CLOSED)
+            self._out.close()

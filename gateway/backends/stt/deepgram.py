@@ -30,6 +30,7 @@ from pydantic import Field, SecretStr
 from gateway.audio.g711 import ulaw_encode
 from gateway.backends.base import BackendError, Pcm, SttCapabilities, Transcript, Usage
 from gateway.backends.options import ProviderOptions
+from gateway.backends.stt.results import TranscriptQueue
 from gateway.config.loader import LoadedAgent
 from gateway.turns.events import Word
 
@@ -95,7 +96,7 @@ class DeepgramStream:
         self._audio: asyncio.Queue[bytes | object] = asyncio.Queue()
         self._queued = 0
         self.dropped_bytes = 0
-        self._out: asyncio.Queue[Transcript | BackendError | object] = asyncio.Queue()
+        self._out = TranscriptQueue()
         self._pushed = 0  # samples
         self._closed = False
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -126,15 +127,8 @@ class DeepgramStream:
     def end_of_speech(self, onset: float, end: float) -> None:
         """Deepgram finds utterance ends itself (`speech_final`): nothing to do."""
 
-    async def results(self) -> AsyncIterator[Transcript]:
-        while True:
-            item = await self._out.get()
-            if item is _CLOSE:
-                return
-            if isinstance(item, BackendError):
-                raise item
-            assert isinstance(item, Transcript)
-            yield item
+    def results(self) -> AsyncIterator[Transcript]:
+        return self._out.results()
 
     async def aclose(self) -> None:
         if self._closed:
@@ -183,11 +177,11 @@ class DeepgramStream:
                         receiver.cancel()
                 return
         except BackendError as exc:
-            self._out.put_nowait(exc)
+            self._out.put(exc)
         except Exception as exc:
-            self._out.put_nowait(BackendError(f"deepgram: stream failed: {exc or type(exc).__name__}"))
+            self._out.put(BackendError(f"deepgram: stream failed: {exc or type(exc).__name__}"))
         finally:
-            self._out.put_nowait(_CLOSE)
+            self._out.close()
 
     async def _send(self, ws: Any, receiver: asyncio.Task[None]) -> None:
         keepalive = self._stt.options.keepalive
@@ -244,7 +238,7 @@ class DeepgramStream:
         latency = None
         if final and words:
             latency = max(0.0, self._pushed / self.sample_rate - words[-1].end)
-        self._out.put_nowait(
+        self._out.put(
             Transcript(
                 words=words, final=final, end_of_utterance=bool(msg.get("speech_final")), latency=latency
             )
