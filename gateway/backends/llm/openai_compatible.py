@@ -14,7 +14,6 @@ yielded is a `BackendError`. Closing the iterator closes the connection (the ser
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Sequence
@@ -32,9 +31,8 @@ from gateway.backends.base import (
     TextDelta,
     ToolCall,
     ToolSchema,
-    Usage,
 )
-from gateway.backends.http import LoopSession, error_text, retry_after, retryable_status
+from gateway.backends.http import HttpBackend
 from gateway.backends.options import ProviderOptions
 from gateway.config.loader import LoadedAgent
 
@@ -85,23 +83,18 @@ class _PartialCall:
     arguments: list[str] = field(default_factory=list)
 
 
-class OpenAICompatibleLLM:
+class OpenAICompatibleLLM(HttpBackend):
     name = "openai-compatible"
 
     def __init__(self, options: Options) -> None:
+        super().__init__(
+            options.base_url.rstrip("/") + "/chat/completions",
+            options,
+            api_key=options.api_key,
+            model=options.model,
+            headers={"Accept": "text/event-stream"},
+        )
         self.options = options
-        self.url = options.base_url.rstrip("/") + "/chat/completions"
-        headers = {"Accept": "text/event-stream"}
-        if options.api_key is not None and options.api_key.get_secret_value():
-            headers["Authorization"] = f"Bearer {options.api_key.get_secret_value()}"
-        self._http = LoopSession(headers)
-        self._usage = Usage(provider=self.name, model=options.model)
-
-    def usage(self) -> Usage:
-        return Usage(**vars(self._usage))
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     def _body(self, messages: Sequence[ChatMessage], tools: Sequence[ToolSchema]) -> dict[str, Any]:
         o = self.options
@@ -127,48 +120,11 @@ class OpenAICompatibleLLM:
         body.update(o.extra_body)
         return body
 
-    async def _open(self, body: dict[str, Any]) -> aiohttp.ClientResponse:
-        """The streaming response (status 200), after retries of what may succeed on a second try."""
-        o = self.options
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=o.connect_timeout, sock_read=o.timeout)
-        attempt = 0
-        while True:
-            attempt += 1
-            self._usage.requests += 1
-            wait = o.retry_backoff * (2 ** (attempt - 1))
-            try:
-                resp = await asyncio.wait_for(
-                    self._http.get().post(self.url, json=body, timeout=timeout),
-                    o.connect_timeout + o.timeout,
-                )
-            except (aiohttp.ClientConnectionError, TimeoutError) as exc:
-                if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError) and not isinstance(
-                    exc, aiohttp.ConnectionTimeoutError
-                ):
-                    # The server took the request and did not answer in time: it may be working on it.
-                    raise BackendError(
-                        f"{self.name}: no response from {self.url} within {o.timeout:g} s"
-                    ) from exc
-                if attempt > o.retries:
-                    raise BackendError(f"{self.name}: cannot connect to {self.url}: {exc}") from exc
-                log.warning("%s: %s, retrying in %.2f s", self.name, exc, wait)
-                await asyncio.sleep(wait)
-                continue
-            if resp.status == 200:
-                return resp
-            detail = await error_text(resp)
-            resp.release()
-            if retryable_status(resp.status) and attempt <= o.retries:
-                delay = min(retry_after(resp.headers.get("Retry-After"), wait), o.max_retry_after)
-                log.warning("%s: HTTP %d, retrying in %.2f s", self.name, resp.status, delay)
-                await asyncio.sleep(delay)
-                continue
-            raise BackendError(f"{self.name}: HTTP {resp.status} from {self.url}: {detail}")
-
     async def chat(
         self, messages: Sequence[ChatMessage], tools: Sequence[ToolSchema] = ()
     ) -> AsyncIterator[LlmChunk]:
-        resp = await self._open(self._body(messages, tools))
+        deadline = self.options.connect_timeout + self.options.timeout
+        resp = await self.post(self._body(messages, tools), deadline=deadline, log=log)
         calls: dict[int, _PartialCall] = {}
         finish = ""
         done = False

@@ -12,7 +12,6 @@ are only known once the sentence's length is).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -21,8 +20,8 @@ import numpy as np
 from pydantic import Field, SecretStr
 
 from gateway.audio.resample import StreamResampler
-from gateway.backends.base import AudioChunk, BackendError, Usage
-from gateway.backends.http import LoopSession, error_text, retry_after, retryable_status
+from gateway.backends.base import AudioChunk, BackendError
+from gateway.backends.http import HttpBackend, error_text
 from gateway.backends.options import ProviderOptions
 from gateway.backends.tts.common import split_sentences, text_words, voiced_span, words_by_characters
 from gateway.config.loader import LoadedAgent
@@ -46,23 +45,13 @@ class Options(ProviderOptions):
     max_retry_after: float = Field(default=10.0, ge=0)
 
 
-class OpenAITTS:
+class OpenAITTS(HttpBackend):
     name = "openai-tts"
 
     def __init__(self, options: Options) -> None:
+        url = options.base_url.rstrip("/") + "/audio/speech"
+        super().__init__(url, options, api_key=options.api_key, model=options.model)
         self.options = options
-        self.url = options.base_url.rstrip("/") + "/audio/speech"
-        headers = {}
-        if options.api_key is not None and options.api_key.get_secret_value():
-            headers["Authorization"] = f"Bearer {options.api_key.get_secret_value()}"
-        self._http = LoopSession(headers)
-        self._usage = Usage(provider=self.name, model=options.model)
-
-    def usage(self) -> Usage:
-        return Usage(**vars(self._usage))
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     async def _open(self, sentence: str) -> aiohttp.ClientResponse:
         o = self.options
@@ -76,40 +65,13 @@ class OpenAITTS:
             body["speed"] = o.speed
         if o.instructions:
             body["instructions"] = o.instructions
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=o.connect_timeout, sock_read=o.timeout)
-        attempt = 0
-        while True:
-            attempt += 1
-            self._usage.requests += 1
-            wait = o.retry_backoff * (2 ** (attempt - 1))
-            try:
-                resp = await self._http.get().post(self.url, json=body, timeout=timeout)
-            except aiohttp.ClientConnectionError as exc:
-                if isinstance(exc, aiohttp.ServerTimeoutError) and not isinstance(
-                    exc, aiohttp.ConnectionTimeoutError
-                ):
-                    raise BackendError(
-                        f"{self.name}: no response from {self.url} within {o.timeout:g} s"
-                    ) from exc
-                if attempt > o.retries:
-                    raise BackendError(f"{self.name}: cannot connect to {self.url}: {exc}") from exc
-                await asyncio.sleep(wait)
-                continue
-            if resp.status == 200:
-                kind = resp.headers.get("Content-Type", "")
-                if "json" in kind or "text/" in kind:
-                    detail = await error_text(resp)
-                    resp.release()
-                    raise BackendError(f"{self.name}: expected raw PCM audio, got {kind}: {detail}")
-                return resp
+        resp = await self.post(body)
+        kind = resp.headers.get("Content-Type", "")
+        if "json" in kind or "text/" in kind:
             detail = await error_text(resp)
             resp.release()
-            if retryable_status(resp.status) and attempt <= o.retries:
-                await asyncio.sleep(
-                    min(retry_after(resp.headers.get("Retry-After"), wait), o.max_retry_after)
-                )
-                continue
-            raise BackendError(f"{self.name}: HTTP {resp.status} from {self.url}: {detail}")
+            raise BackendError(f"{self.name}: expected raw PCM audio, got {kind}: {detail}")
+        return resp
 
     async def synthesize(self, text: str, *, sample_rate: int) -> AsyncIterator[AudioChunk]:
         offset = 0.0
