@@ -15,7 +15,7 @@ import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
@@ -26,6 +26,7 @@ from gateway.config.schema import AgentConfig, GatewayConfig, TurnHandlingConfig
 from gateway.config.yamlsource import SourceMap, load_yaml_file, parse_yaml, substitute_env_collect
 
 Kind = Literal["agent", "gateway"]
+M = TypeVar("M", bound=BaseModel)
 GATEWAY_KEYS = frozenset(GatewayConfig.model_fields)
 
 
@@ -97,28 +98,14 @@ def default_agent_config() -> AgentConfig:
 
 def load_agent_config(path: str | Path | None, overrides: Sequence[str] = ()) -> LoadedAgent:
     """Load an agent file; `path=None` starts from `default_agent_config()` (overrides still apply)."""
-    if path is None:
-        data: Any = {"agent": "default"}
-        source = SourceMap(None)
-    else:
-        doc = load_yaml_file(path)
-        data, source = doc.data, doc.source
-    config, origins = _build(data, source, AgentConfig, overrides)
-    assert isinstance(config, AgentConfig)
+    config, origins = _load(path, AgentConfig, {"agent": "default"}, overrides)
     where = None if path is None else Path(path)
     return LoadedAgent(config, agent_warnings(config, origins), where, origins)
 
 
 def load_gateway_config(path: str | Path | None, overrides: Sequence[str] = ()) -> LoadedGateway:
     """Load the gateway file; `path=None` gives the embedded defaults (overrides still apply)."""
-    if path is None:
-        data: Any = {}
-        source = SourceMap(None)
-    else:
-        doc = load_yaml_file(path)
-        data, source = doc.data, doc.source
-    config, origins = _build(data, source, GatewayConfig, overrides)
-    assert isinstance(config, GatewayConfig)
+    config, origins = _load(path, GatewayConfig, {}, overrides)
     where = None if path is None else Path(path)
     return LoadedGateway(config, gateway_warnings(config, origins), where, origins)
 
@@ -127,7 +114,6 @@ def parse_agent_yaml(text: str, file: str = "<string>", overrides: Sequence[str]
     """Like `load_agent_config` for YAML text (tests, embedded examples)."""
     doc = parse_yaml(text, file)
     config, origins = _build(doc.data, doc.source, AgentConfig, overrides)
-    assert isinstance(config, AgentConfig)
     return LoadedAgent(config, agent_warnings(config, origins), None, origins)
 
 
@@ -139,9 +125,17 @@ def detect_kind(path: str | Path) -> Kind:
     return "agent"
 
 
-def _build(
-    data: Any, source: SourceMap, model: type[BaseModel], overrides: Sequence[str]
-) -> tuple[BaseModel, Origins]:
+def _load(
+    path: str | Path | None, model: type[M], without_file: dict[str, Any], overrides: Sequence[str]
+) -> tuple[M, Origins]:
+    """`_build` of the file at `path`, or of `without_file` when there is no file."""
+    if path is None:
+        return _build(without_file, SourceMap(None), model, overrides)
+    doc = load_yaml_file(path)
+    return _build(doc.data, doc.source, model, overrides)
+
+
+def _build(data: Any, source: SourceMap, model: type[M], overrides: Sequence[str]) -> tuple[M, Origins]:
     origins = Origins(source)
     if data is None:
         data = {}
