@@ -249,8 +249,9 @@ def invite(
     body: str = "",
     content_type: str = "application/sdp",
     drop: tuple[str, ...] = (),
+    extra: dict[str, str] | None = None,
 ) -> bytes:
-    """A hand-made INVITE; `drop` removes headers by name (malformed requests)."""
+    """A hand-made INVITE; `drop` removes headers by name (malformed requests), `extra` adds some."""
     import secrets
 
     headers = {
@@ -262,6 +263,7 @@ def invite(
         "CSeq": "1 INVITE",
         "Contact": f"<sip:raw@127.0.0.1:{local_port}>",
     }
+    headers.update(extra or {})
     if body:
         headers["Content-Type"] = content_type
     headers["Content-Length"] = str(len(body.encode()))
@@ -303,7 +305,7 @@ class RawSip:
 
     def ack(self, reply: str, port: int) -> None:
         """ACK a non-2xx final reply (same branch as the INVITE), so the server stops retransmitting."""
-        heads = {}
+        heads: dict[str, str] = {}
         for line in reply.split("\r\n")[1:]:
             if not line:
                 break
@@ -318,6 +320,33 @@ class RawSip:
             f"To: {to}\r\nCall-ID: {heads['call-id']}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
         )
         self.sock.sendto(ack.encode(), ("127.0.0.1", port))
+
+    def ack_and_bye(self, reply: str, port: int, timeout: float = 3.0) -> str | None:
+        """End a call answered with `reply` (a 2xx straight from a worker, no Record-Route): ACK it,
+        send BYE and return the BYE's final reply."""
+        import secrets
+
+        contact = header(reply, "contact") or ""
+        uri = contact[contact.find("<") + 1 : contact.find(">")] if "<" in contact else contact
+        common = "".join(
+            f"{name}: {header(reply, name)}\r\n" for name in ("From", "To", "Call-ID") if header(reply, name)
+        )
+        for method, cseq in (("ACK", 1), ("BYE", 2)):
+            via = f"SIP/2.0/UDP 127.0.0.1:{self.port};branch=z9hG4bK{secrets.token_hex(6)};rport"
+            msg = (
+                f"{method} {uri} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\n{common}"
+                f"CSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n"
+            )
+            if method == "ACK":
+                self.sock.sendto(msg.encode(), ("127.0.0.1", port))
+            else:
+                return self.request(msg.encode(), port, timeout)
+        return None
+
+
+def sdp_of(reply: str) -> str:
+    """The body of a SIP message."""
+    return reply.split("\r\n\r\n", 1)[1] if "\r\n\r\n" in reply else ""
 
 
 def status(reply: str | None) -> int | None:

@@ -34,7 +34,7 @@ class CallOptions:
     record: Path | None = None
     duration: float | None = None  # None: the WAV's length + 1.5 s
     codecs: list[str] = field(default_factory=lambda: ["PCMU", "PCMA", "G722"])
-    transport: str = "udp"
+    transport: str = "udp"  # udp | tcp | tls
     dtmf: str = ""
     dtmf_at: float = 0.5
     timeout: float = 10.0  # for the answer
@@ -75,7 +75,11 @@ class _Call(pj.Call):
 
 def place_call(opts: CallOptions) -> CallResult:
     result = CallResult()
-    ep, port = create_endpoint(EndpointOptions(sip_port=0, codecs=opts.codecs, tcp=opts.transport == "tcp"))
+    ep, port = create_endpoint(
+        EndpointOptions(
+            sip_port=0, codecs=opts.codecs, tcp=opts.transport == "tcp", tls=opts.transport == "tls"
+        )
+    )
     account = pj.Account()
     acfg = account_config(EndpointOptions(), port, user=opts.user or "caller")
     if opts.user:
@@ -85,7 +89,9 @@ def place_call(opts: CallOptions) -> CallResult:
     media: CallMediaPort | None = None
     recorded: list[bytes] = []
     try:
-        to = opts.to if opts.transport == "udp" or "transport=" in opts.to else f"{opts.to};transport=tcp"
+        to = opts.to
+        if opts.transport != "udp" and "transport=" not in to:
+            to = f"{to};transport={opts.transport}"
         call.makeCall(to, pj.CallOpParam(True))
         start = time.monotonic()
         answered_at = 0.0

@@ -20,8 +20,15 @@ def register(sub: Any) -> None:
     serve.add_argument("--sip-port", type=int, default=None, help="front port (sip.port)")
     serve.add_argument("--workers", type=int, default=None, help="pjsua2 worker processes (sip.workers)")
     serve.add_argument("--max-calls", type=int, default=None, help="calls in progress (sip.max_calls)")
-    serve.add_argument("--ring-delay", type=float, default=0.0, help="seconds of ringing before 200 OK")
-    serve.add_argument("--drain-timeout", type=float, default=30.0, help="seconds calls may finish on stop")
+    serve.add_argument(
+        "--ring-delay", type=float, default=None, help="seconds of ringing before 200 OK (sip.ring_delay)"
+    )
+    serve.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=None,
+        help="seconds calls may finish on stop (sip.drain_timeout)",
+    )
     serve.add_argument("--run-dir", type=Path, default=None, help="generated configs, sockets and logs")
     serve.add_argument(
         "--session",
@@ -39,7 +46,12 @@ def register(sub: Any) -> None:
     call.add_argument("--record", type=Path, default=None, help="where to write the agent's audio (WAV)")
     call.add_argument("--duration", type=float, default=None, help="seconds before hanging up")
     call.add_argument("--codec", action="append", default=None, help="PCMU | PCMA | G722 (repeatable)")
-    call.add_argument("--transport", choices=["udp", "tcp"], default="udp")
+    call.add_argument(
+        "--transport",
+        choices=["udp", "tcp", "tls"],
+        default="udp",
+        help="tls: server certificate not verified",
+    )
     call.add_argument("--dtmf", default="", help="digits to send (RFC 4733) after --dtmf-at seconds")
     call.add_argument("--dtmf-at", type=float, default=0.5)
     call.add_argument("--user", default="", help="SIP digest user name (password: $GATEWAY_SIP_PASSWORD)")
@@ -49,7 +61,7 @@ def register(sub: Any) -> None:
 def _serve(args: argparse.Namespace) -> int:
     from gateway.config.loader import load_gateway_config
     from gateway.edges.sip.serve import SERVICE_BUILDERS, Service, run_services
-    from gateway.edges.sip.service import SipService, load_session_factory, plan_from_config
+    from gateway.edges.sip.service import SipService, check_tls_files, load_session_factory, plan_from_config
 
     overrides = list(args.set)
     if args.sip_host is not None:
@@ -61,23 +73,39 @@ def _serve(args: argparse.Namespace) -> int:
     from gateway.config.errors import ConfigError
 
     try:
-        cfg = load_gateway_config(args.config, overrides).config
+        loaded = load_gateway_config(args.config, overrides)
+        cfg = loaded.config
+        try:
+            plan = plan_from_config(cfg, workers=args.workers, max_calls=args.max_calls)
+        except ValueError as exc:
+            raise loaded.error(("sip", "rtp_ports"), str(exc)) from None
+        tls_problems = check_tls_files(plan)
+        if tls_problems:
+            raise ConfigError.group(loaded.error(("sip", "tls", key), why) for key, why in tls_problems)
     except ConfigError as exc:
         print(f"gateway serve: {exc}", file=sys.stderr)
         return 2
-    plan = plan_from_config(cfg, workers=args.workers, max_calls=args.max_calls)
-    plan.ring_delay = args.ring_delay
+    if args.ring_delay is not None:
+        plan.ring_delay = args.ring_delay
+    if args.drain_timeout is not None:
+        plan.drain_timeout = args.drain_timeout
     plan.run_dir = args.run_dir
     if args.session:
         services: list[Service] = [SipService(plan, load_session_factory(args.session))]
     else:
+        from gateway.edges.sip.health import count_frame_drops, sip_health, watch_sip
+        from gateway.http.app import HEALTH_CHECKS_KEY
         from gateway.runtime import GatewayRuntime, install_http_edges
 
         runtime = GatewayRuntime(cfg, args.db)
         install_http_edges()
         agents = [r.agent for r in cfg.routes] + ([cfg.default_agent] if cfg.default_agent else [])
         runtime.runner.warm_up(agents)
-        services = [runtime.metrics_service(), SipService(plan, runtime.runner), runtime.http_service()]
+        sip = SipService(plan, runtime.runner, on_frames_dropped=count_frame_drops(runtime.metrics))
+        http = runtime.http_service()
+        http.app[HEALTH_CHECKS_KEY]["sip"] = sip_health(sip.snapshot)
+        watch_sip(runtime.metrics, sip.snapshot)
+        services = [runtime.metrics_service(), sip, http]
     for build in SERVICE_BUILDERS:
         service = build(args, cfg)
         if service is not None:
@@ -85,7 +113,7 @@ def _serve(args: argparse.Namespace) -> int:
     from gateway.metrics.schema import SchemaOutOfDate
 
     try:
-        return asyncio.run(run_services(services, args.drain_timeout))
+        return asyncio.run(run_services(services, plan.drain_timeout))
     except SchemaOutOfDate as exc:
         print(f"gateway serve: {exc}", file=sys.stderr)
         return 2

@@ -31,9 +31,16 @@ class EndpointOptions:
     host: str = "127.0.0.1"
     sip_port: int = 0  # 0: let the OS choose
     rtp_port: int = 0  # first RTP port tried (pjsua steps by 2 on collisions)
+    rtp_port_range: int = 1000  # RTP/RTCP ports tried: [rtp_port, rtp_port + rtp_port_range)
+    rtp_host: str = ""  # address RTP binds to; empty: `host`
     public_address: str = ""  # address written into SDP/Contact when listening on 0.0.0.0
+    media_address: str = ""  # address written into SDP only (RTP behind NAT); SIP stays on `host`
     codecs: Sequence[str] = DEFAULT_CODECS
+    session_timer: str = "optional"  # RFC 4028: off | optional | required (PJSIP's default: optional)
+    session_expires: int = 1800  # Session-Expires we ask for, seconds
+    min_se: int = 90  # the shortest session interval we accept, seconds
     tcp: bool = True
+    tls: bool = False  # a TLS client transport (the test caller; workers speak plain SIP to the front)
     max_calls: int = 4
     log_level: int = 1
     user_agent: str = "voice-gateway"
@@ -93,6 +100,14 @@ def create_endpoint(opts: EndpointOptions) -> tuple[pj.Endpoint, int]:
         if opts.public_address:
             tcp_cfg.publicAddress = opts.public_address
         ep.transportCreate(pj.PJSIP_TRANSPORT_TCP, tcp_cfg)
+    if opts.tls:
+        # Any free port: it also listens, but calls it places reuse their outgoing connection.
+        # The server's certificate is not verified (tests use self-signed ones).
+        tls_cfg = pj.TransportConfig()
+        tls_cfg.port = 0
+        tls_cfg.boundAddress = opts.host
+        tls_cfg.tlsConfig.verifyServer = False
+        ep.transportCreate(pj.PJSIP_TRANSPORT_TLS, tls_cfg)
     ep.libStart()
 
     available = [c.codecId for c in ep.codecEnum2()]
@@ -102,14 +117,28 @@ def create_endpoint(opts: EndpointOptions) -> tuple[pj.Endpoint, int]:
     return ep, int(port)
 
 
+SESSION_TIMER_MODES = {
+    "off": pj.PJSUA_SIP_TIMER_INACTIVE,
+    "optional": pj.PJSUA_SIP_TIMER_OPTIONAL,
+    "required": pj.PJSUA_SIP_TIMER_REQUIRED,
+}
+
+
 def account_config(opts: EndpointOptions, sip_port: int, user: str = "gateway") -> pj.AccountConfig:
     """A local account (no registration) that receives calls on the endpoint's transports."""
     acfg = pj.AccountConfig()
     host = opts.public_address or opts.host
     acfg.idUri = f"sip:{user}@{host}:{sip_port}"
-    acfg.mediaConfig.transportConfig.boundAddress = opts.host
-    acfg.mediaConfig.transportConfig.port = opts.rtp_port
-    acfg.mediaConfig.transportConfig.portRange = 1000
-    if opts.public_address:
-        acfg.mediaConfig.transportConfig.publicAddress = opts.public_address
+    media = acfg.mediaConfig.transportConfig
+    media.boundAddress = opts.rtp_host or opts.host
+    media.port = opts.rtp_port
+    media.portRange = opts.rtp_port_range
+    if opts.media_address or opts.public_address:
+        media.publicAddress = opts.media_address or opts.public_address
+    try:
+        acfg.callConfig.timerUse = SESSION_TIMER_MODES[opts.session_timer]
+    except KeyError:
+        raise ValueError(f"session timer must be one of {', '.join(SESSION_TIMER_MODES)}") from None
+    acfg.callConfig.timerSessExpiresSec = opts.session_expires
+    acfg.callConfig.timerMinSESec = opts.min_se
     return acfg

@@ -125,13 +125,21 @@ class WorkerLink:
 
 
 class SessionHost:
-    def __init__(self, socket_path: str, session_factory: SessionFactory) -> None:
+    def __init__(
+        self,
+        socket_path: str,
+        session_factory: SessionFactory,
+        on_frames_dropped: Callable[[int], None] | None = None,
+    ) -> None:
         self.socket_path = socket_path
         self.session_factory = session_factory
+        self.on_frames_dropped = on_frames_dropped
         self.workers: dict[int, WorkerLink] = {}
         self.sessions: set[asyncio.Task[None]] = set()
         self.calls_started = 0
         self.calls_ended: dict[str, int] = {}
+        # Inbound frames lost by ended calls: in the workers' queues and in this process's.
+        self.frames_dropped = {"worker": 0, "host": 0}
         self._server: asyncio.AbstractServer | None = None
         self.worker_connected = asyncio.Condition()
 
@@ -166,6 +174,7 @@ class SessionHost:
         finally:
             for transport in list(link.calls.values()):
                 transport._finish("error")
+                self._count_drops(0, transport.frames_dropped)
             link.calls.clear()
             if self.workers.get(link.index) is link:
                 del self.workers[link.index]
@@ -227,6 +236,7 @@ class SessionHost:
                 self.calls_ended[reason] = self.calls_ended.get(reason, 0) + 1
                 dropped, total = int(body.get("frames_dropped", 0)), int(body.get("frames_total", 0))
                 transport._finish(reason, dropped)
+                self._count_drops(dropped, transport.frames_dropped)
                 log.info(
                     "call %s ended: %s; frames %d, dropped in worker %d, dropped here %d",
                     transport.info.call_id,
@@ -235,6 +245,15 @@ class SessionHost:
                     dropped,
                     transport.frames_dropped,
                 )
+
+    def _count_drops(self, worker: int, host: int) -> None:
+        self.frames_dropped["worker"] += worker
+        self.frames_dropped["host"] += host
+        if worker + host and self.on_frames_dropped is not None:
+            try:
+                self.on_frames_dropped(worker + host)
+            except Exception:
+                log.exception("counting dropped frames failed")
 
     async def _run_session(self, transport: SipCallTransport) -> None:
         try:

@@ -34,6 +34,9 @@ class FrontOptions:
     auth_user: str = ""
     auth_password: str = field(default="", repr=False)  # only in the 0600 generated config
     auth_realm: str = ""
+    tls_port: int = 0  # 0: no TLS listener
+    tls_certificate: str = ""  # absolute PEM paths
+    tls_private_key: str = ""
     ping_interval: int = 2
     fr_timer_ms: int = 2000
     debug: int = 1
@@ -56,7 +59,10 @@ def dispatcher_list(workers: Sequence[tuple[str, int]]) -> str:
 def _quoted(value: str) -> str:
     """A value safe inside a double-quoted Kamailio string."""
     if any(c in value for c in '"\\\r\n$'):
-        raise ValueError("SIP credentials may not contain quotes, backslashes, '$' or line breaks")
+        raise ValueError(
+            "values in the front's config (credentials, TLS paths) may not contain quotes, "
+            "backslashes, '$' or line breaks"
+        )
     return value
 
 
@@ -70,6 +76,10 @@ def render_config(opts: FrontOptions, dispatcher_file: Path, modules: str) -> st
         defines.append("WITH_PIKE")
     if opts.auth_user:
         defines.append("WITH_AUTH")
+    if opts.tls_port:
+        if not (opts.tls_certificate and opts.tls_private_key):
+            raise ValueError("TLS needs a certificate and a private key")
+        defines.append("WITH_TLS")
     # pike counts requests per sampling unit: a burst over `burst / rate` seconds.
     unit = max(1, round(opts.burst / opts.invites_per_second)) if opts.invites_per_second > 0 else 2
     density = max(1, round(opts.invites_per_second * unit)) if opts.invites_per_second > 0 else 1
@@ -90,6 +100,9 @@ def render_config(opts: FrontOptions, dispatcher_file: Path, modules: str) -> st
         "AUTH_USER": _quoted(opts.auth_user),
         "AUTH_PASSWORD": _quoted(opts.auth_password),
         "AUTH_REALM": _quoted(opts.auth_realm or opts.host),
+        "TLS_PORT": str(opts.tls_port),
+        "TLS_CERTIFICATE": _quoted(opts.tls_certificate),
+        "TLS_PRIVATE_KEY": _quoted(opts.tls_private_key),
     }
     text = opts.template.read_text()
     for key, value in values.items():
@@ -146,9 +159,10 @@ class KamailioFront:
         )
         log_file.close()
         log.info(
-            "kamailio front on %s:%d (pid %d), log %s",
+            "kamailio front on %s:%d%s (pid %d), log %s",
             self.opts.host,
             self.opts.port,
+            f", TLS on {self.opts.tls_port}" if self.opts.tls_port else "",
             self.proc.pid,
             self.run_dir / "kamailio.log",
         )

@@ -11,6 +11,7 @@ import math
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,10 +48,39 @@ class SipPlan:
     auth_password: str = field(default="", repr=False)
     auth_realm: str = ""
     run_dir: Path | None = None
+    # TLS at the front: port and absolute PEM paths; tls_port 0 = no TLS listener.
+    tls_port: int = 0
+    tls_certificate: str = ""
+    tls_private_key: str = ""
+    # RTP: bind address, address advertised in SDP ("" = the bound one), port range over all workers.
+    rtp_host: str = "127.0.0.1"
+    media_address: str = ""
+    rtp_ports: tuple[int, int] | None = None
+    session_timer: str = "optional"
+    session_expires: int = 1800
+    min_se: int = 90
+    drain_timeout: float = 30.0
 
     @property
     def max_calls(self) -> int:
         return sum(self.worker_caps)
+
+
+def rtp_ranges(low: int, high: int, caps: list[int]) -> list[tuple[int, int]]:
+    """(first port, port count) per worker: [low, high] split evenly, each starting on an even port.
+
+    Each call takes an even RTP port and the next odd one for RTCP, so a worker of `cap` calls needs
+    at least 2 * cap ports (more leave room for ports still held by calls that just ended).
+    """
+    start = low + (low % 2)
+    per = ((high + 1 - start) // max(len(caps), 1)) // 2 * 2
+    need = 2 * max(caps, default=1)
+    if per < need:
+        raise ValueError(
+            f"[{low}, {high}] gives each of the {len(caps)} workers {max(per, 0)} ports; "
+            f"{need} are needed per worker (2 per call), so widen the range or use fewer workers"
+        )
+    return [(start + i * per, per) for i in range(len(caps))]
 
 
 def worker_caps(workers: int, calls_per_worker: int, max_calls: int | None) -> list[int]:
@@ -66,10 +96,16 @@ def worker_caps(workers: int, calls_per_worker: int, max_calls: int | None) -> l
 
 
 def plan_from_config(cfg: GatewayConfig, workers: int | None = None, max_calls: int | None = None) -> SipPlan:
+    """The plan for `cfg`; raises ValueError for sip.rtp_ports too narrow for the workers.
+
+    TLS paths are made absolute (relative ones are from the working directory) but not checked
+    here: `check_tls_files` does that, so `gateway serve` can name the file and line.
+    """
     sip = cfg.sip
     n_workers = workers or sip.workers or (os.cpu_count() or 1)
     rate = sip.rate_limit
-    return SipPlan(
+    tls = sip.tls if "tls" in sip.transports else None
+    plan = SipPlan(
         host=sip.host,
         port=sip.port,
         tcp="tcp" in sip.transports,
@@ -85,7 +121,42 @@ def plan_from_config(cfg: GatewayConfig, workers: int | None = None, max_calls: 
         auth_user=sip.auth.username if sip.auth else "",
         auth_password=sip.auth.password.get_secret_value() if sip.auth else "",
         auth_realm=(sip.auth.realm or "") if sip.auth else "",
+        tls_port=tls.port if tls else 0,
+        tls_certificate=str(Path(tls.certificate).absolute()) if tls else "",
+        tls_private_key=str(Path(tls.private_key).absolute()) if tls else "",
+        rtp_host=sip.host,
+        media_address=sip.media_address or "",
+        rtp_ports=sip.rtp_ports,
+        ring_delay=sip.ring_delay,
+        retry_after=sip.retry_after,
+        session_timer=sip.session_timers.mode,
+        session_expires=sip.session_timers.expires,
+        min_se=sip.session_timers.min_se,
+        drain_timeout=sip.drain_timeout,
     )
+    if plan.rtp_ports is not None:
+        rtp_ranges(*plan.rtp_ports, plan.worker_caps)
+    return plan
+
+
+def check_tls_files(plan: SipPlan) -> list[tuple[str, str]]:
+    """(key under sip.tls, problem) for each TLS file that Kamailio could not load."""
+    problems: list[tuple[str, str]] = []
+    if not plan.tls_port:
+        return problems
+    for key, path, marker in (
+        ("certificate", plan.tls_certificate, "CERTIFICATE-----"),
+        ("private_key", plan.tls_private_key, "PRIVATE KEY-----"),
+    ):
+        try:
+            text = Path(path).read_text(errors="replace")
+        except OSError as exc:
+            problems.append((key, f"cannot read {path}: {exc.strerror or exc}"))
+            continue
+        if "-----BEGIN " not in text or marker not in text:
+            what = "certificate" if key == "certificate" else "private key"
+            problems.append((key, f"{path} holds no PEM {what}"))
+    return problems
 
 
 def load_session_factory(spec: str) -> SessionFactory:
@@ -100,13 +171,26 @@ def load_session_factory(spec: str) -> SessionFactory:
 class SipService:
     name = "sip"
 
-    def __init__(self, plan: SipPlan, session_factory: SessionFactory) -> None:
+    def __init__(
+        self,
+        plan: SipPlan,
+        session_factory: SessionFactory,
+        on_frames_dropped: Callable[[int], None] | None = None,
+    ) -> None:
+        """`on_frames_dropped(n)`: frames a call lost (worker + host queues), told when it ends."""
         self.plan = plan
         self._own_run_dir = plan.run_dir is None
         self.run_dir = plan.run_dir or Path(tempfile.mkdtemp(prefix="gateway-sip-"))
-        self.host = SessionHost(str(self.run_dir / "host.sock"), session_factory)
+        self.host = SessionHost(str(self.run_dir / "host.sock"), session_factory, on_frames_dropped)
+        ranges = rtp_ranges(*plan.rtp_ports, plan.worker_caps) if plan.rtp_ports else None
         specs = [
-            WorkerSpec(index=i, sip_port=free_port(plan.host), args=self._worker_args(cap))
+            WorkerSpec(
+                index=i,
+                sip_port=free_port("127.0.0.1"),
+                args=self._worker_args(cap),
+                rtp_port=ranges[i][0] if ranges else 0,
+                rtp_port_range=ranges[i][1] if ranges else 1000,
+            )
             for i, cap in enumerate(plan.worker_caps)
         ]
         self.supervisor = Supervisor(specs, self.host, self.run_dir)
@@ -122,6 +206,9 @@ class SipService:
                 auth_user=plan.auth_user,
                 auth_password=plan.auth_password,
                 auth_realm=plan.auth_realm,
+                tls_port=plan.tls_port,
+                tls_certificate=plan.tls_certificate,
+                tls_private_key=plan.tls_private_key,
             ),
             self.run_dir,
             [("127.0.0.1", s.sip_port) for s in specs],
@@ -140,7 +227,13 @@ class SipService:
             "--max-duration", str(p.max_duration),
             "--ring-delay", str(p.ring_delay),
             "--retry-after", str(p.retry_after),
+            "--rtp-host", p.rtp_host,
+            "--session-timer", p.session_timer,
+            "--session-expires", str(p.session_expires),
+            "--min-se", str(p.min_se),
         ]  # fmt: skip
+        if p.media_address:
+            args += ["--media-address", p.media_address]
         if p.default_agent is not None:
             args += ["--default-agent", p.default_agent]
         if not p.tcp:
@@ -184,24 +277,47 @@ class SipService:
             except (RuntimeError, OSError):
                 log.exception("restarting the SIP front failed")
 
-    def status(self) -> dict[str, Any]:
-        """For /healthz and /metrics: raises RuntimeError when the edge cannot take calls."""
+    def snapshot(self) -> dict[str, Any]:
+        """The edge's state for /healthz and /metrics (`health.py`); never raises.
+
+        A worker is up when its process runs and its link to the host is connected (the supervisor
+        kills a worker whose heartbeat stops, so a hung one does not stay up for long).
+        """
         front = self.front.proc
-        if front is None or front.returncode is not None:
-            raise RuntimeError("sip front down")
-        workers = self.host.workers
-        if not workers:
-            raise RuntimeError("no sip worker connected")
+        links = self.host.workers
+        per_worker: dict[str, dict[str, Any]] = {}
+        for wp in self.supervisor.workers:
+            index = wp.spec.index
+            link = links.get(index)
+            alive = wp.proc is not None and wp.proc.returncode is None
+            per_worker[str(index)] = {
+                "up": alive and link is not None,
+                "calls": len(link.calls) if link is not None else 0,
+                "max_calls": self.plan.worker_caps[index],
+                "frames_dropped": int(link.stats.get("frames_dropped", 0)) if link is not None else 0,
+                "restarts": wp.restarts,
+            }
         return {
-            "workers": len(workers),
-            "workers_expected": len(self.plan.worker_caps),
+            "front_up": front is not None and front.returncode is None,
+            "workers_up": sum(1 for w in per_worker.values() if w["up"]),
+            "workers": len(per_worker),
             "max_calls": self.plan.max_calls,
             "active_calls": self.host.active_calls,
             "calls_started": self.host.calls_started,
             "calls_ended": dict(self.host.calls_ended),
-            "frames_dropped_worker": sum(int(w.stats.get("frames_dropped", 0)) for w in workers.values()),
-            "restarts": sum(w.restarts for w in self.supervisor.workers),
+            "frames_dropped": dict(self.host.frames_dropped),
+            "restarts": sum(w["restarts"] for w in per_worker.values()),
+            "per_worker": per_worker,
         }
+
+    def status(self) -> dict[str, Any]:
+        """`snapshot()`, but raises RuntimeError when the edge cannot take calls."""
+        snap = self.snapshot()
+        if not snap["front_up"]:
+            raise RuntimeError("sip front down")
+        if not snap["workers_up"]:
+            raise RuntimeError("no sip worker connected")
+        return snap
 
     async def drain(self, timeout: float) -> None:
         await self.supervisor.drain(timeout)

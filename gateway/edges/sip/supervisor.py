@@ -30,6 +30,8 @@ class WorkerSpec:
     index: int
     sip_port: int
     args: list[str] = field(default_factory=list)  # extra worker arguments (codecs, routes, limits)
+    rtp_port: int = 0  # first RTP port; 0: 20000 + (sip_port % 400) * 100
+    rtp_port_range: int = 1000  # RTP/RTCP ports the worker may use from rtp_port
 
 
 @dataclass
@@ -67,7 +69,9 @@ class Supervisor:
             "--sip-port",
             str(spec.sip_port),
             "--rtp-port",
-            str(20000 + (spec.sip_port % 400) * 100),
+            str(spec.rtp_port or 20000 + (spec.sip_port % 400) * 100),
+            "--rtp-port-range",
+            str(spec.rtp_port_range),
             "--control",
             self.host.socket_path,
             *spec.args,

@@ -351,9 +351,15 @@ def parse_args(argv: list[str] | None = None) -> WorkerOptions:
     p = argparse.ArgumentParser(prog="gateway-sip-worker", description=__doc__)
     p.add_argument("--index", type=int, default=0)
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--public-address", default="")
+    p.add_argument("--public-address", default="", help="address in SDP and SIP Contact/Via")
+    p.add_argument("--media-address", default="", help="address in SDP only (RTP behind NAT)")
     p.add_argument("--sip-port", type=int, default=0)
+    p.add_argument("--rtp-host", default="", help="address RTP binds to (default: --host)")
     p.add_argument("--rtp-port", type=int, default=0)
+    p.add_argument("--rtp-port-range", type=int, default=1000, help="RTP/RTCP ports from --rtp-port")
+    p.add_argument("--session-timer", choices=["off", "optional", "required"], default="optional")
+    p.add_argument("--session-expires", type=int, default=1800)
+    p.add_argument("--min-se", type=int, default=90)
     p.add_argument("--control", default=None, help="session host socket; none: bare worker (discard)")
     p.add_argument("--max-calls", type=int, default=4)
     p.add_argument("--codecs", default="PCMU,PCMA,G722")
@@ -372,8 +378,14 @@ def parse_args(argv: list[str] | None = None) -> WorkerOptions:
             host=a.host,
             sip_port=a.sip_port,
             rtp_port=a.rtp_port,
+            rtp_port_range=a.rtp_port_range,
+            rtp_host=a.rtp_host,
             public_address=a.public_address,
+            media_address=a.media_address,
             codecs=[c.strip() for c in a.codecs.split(",") if c.strip()],
+            session_timer=a.session_timer,
+            session_expires=a.session_expires,
+            min_se=a.min_se,
             tcp=not a.no_tcp,
             max_calls=max(1, min(a.max_calls, 4)),
             log_level=a.pj_log_level,
