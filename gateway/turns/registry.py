@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from gateway.turns.detectors import BargeInDetector, DetectorError, EndOfTurnDetector
 from gateway.turns.heuristics import HeuristicBargeInDetector, HeuristicEndOfTurnDetector
@@ -15,6 +15,8 @@ log = logging.getLogger(__name__)
 # Trained models, loaded lazily: (module, class). Absent modules or model files fall back.
 _ONNX_BARGEIN = ("gateway.turns.bargein_onnx", "OnnxBargeInDetector")
 _ONNX_EOT = ("gateway.turns.eot_onnx", "OnnxEndOfTurnDetector")
+
+D = TypeVar("D", BargeInDetector, EndOfTurnDetector)
 
 
 class DetectorNotFound(ValueError):
@@ -42,27 +44,21 @@ def _onnx(spec: tuple[str, str], required: bool) -> Any | None:
         return None
 
 
-def bargein_detector(name: str) -> BargeInDetector:
+def _detector(name: str, onnx: tuple[str, str], heuristic: Callable[[], D]) -> D:
+    """The detector `name` names: the ONNX one ("onnx"; "auto" falls back to `heuristic` when it is
+    not available), `heuristic`, or what a "module:factory" builds."""
     if name in ("auto", "onnx"):
-        found = _onnx(_ONNX_BARGEIN, required=name == "onnx")
-        if found is not None:
-            detector: BargeInDetector = found
-            return detector
-        return HeuristicBargeInDetector()
+        found = _onnx(onnx, required=name == "onnx")
+        return heuristic() if found is None else found
     if name == "heuristic":
-        return HeuristicBargeInDetector()
-    built: BargeInDetector = _import(name)()
+        return heuristic()
+    built: D = _import(name)()
     return built
+
+
+def bargein_detector(name: str) -> BargeInDetector:
+    return _detector(name, _ONNX_BARGEIN, HeuristicBargeInDetector)
 
 
 def end_of_turn_detector(name: str) -> EndOfTurnDetector:
-    if name in ("auto", "onnx"):
-        found = _onnx(_ONNX_EOT, required=name == "onnx")
-        if found is not None:
-            detector: EndOfTurnDetector = found
-            return detector
-        return HeuristicEndOfTurnDetector()
-    if name == "heuristic":
-        return HeuristicEndOfTurnDetector()
-    built: EndOfTurnDetector = _import(name)()
-    return built
+    return _detector(name, _ONNX_EOT, HeuristicEndOfTurnDetector)
