@@ -222,7 +222,10 @@ def base_options(**kw: object) -> TurnHandlingOptions:
 
 
 VAD_TIMERS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.2, 1.5, 1.8, 2.0)
-MODEL_PAIRS = ((0.2, 1.5), (0.2, 2.0), (0.2, 2.5), (0.2, 3.0), (0.3, 2.0), (0.5, 1.5), (0.5, 2.5))
+MODEL_PAIRS = (
+    (0.1, 1.5), (0.1, 2.0), (0.1, 2.5), (0.2, 1.5), (0.2, 2.0),
+    (0.2, 2.5), (0.2, 3.0), (0.3, 2.0), (0.5, 1.5), (0.5, 2.5),
+)  # fmt: skip
 BINARY = ((0.2, 2.0, 0.5), (0.2, 2.0, 0.7), (0.2, 2.0, 0.9))
 
 
@@ -293,10 +296,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"p95 {r['p95_ms']:.0f} vs {v[2]['p95_ms']:.0f} ms"
             )
 
-    print("\nCut-offs per family (model audio 0.2–2.0 s / +words 0.2–2.0 s / vad 0.5 s):")
+    print("\nCut-offs per family (model audio 0.1–2.0 s / +words 0.1–2.0 s / vad 0.5 s):")
     pick = {
-        "model (audio)": "0.2–2.0 s",
-        "model (+words)": "0.2–2.0 s",
+        "model (audio)": "0.1–2.0 s",
+        "model (+words)": "0.1–2.0 s",
         "vad": "0.5 s",
     }
     for fam in sorted(fams):

@@ -76,7 +76,8 @@ _CLASSES = {
 }
 WORD_CLASSES: dict[str, int] = {w: i for i, words in enumerate(_CLASSES.values()) for w in words.split()}
 N_CLASSES = len(_CLASSES) + 2  # + digit words + other
-N_WORDS = LAST_WORDS * N_CLASSES + HASH_WORDS * HASH_BUCKETS + 3
+HAS_WORDS = LAST_WORDS * N_CLASSES + HASH_WORDS * HASH_BUCKETS  # index of the has-words flag
+N_WORDS = HAS_WORDS + 3
 
 FloatArray = npt.NDArray[np.float32]
 

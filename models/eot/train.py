@@ -35,6 +35,7 @@ from torch import nn
 from tqdm import tqdm
 
 from gateway.turns.eot_features import (
+    HAS_WORDS,
     HASH_BUCKETS,
     HASH_WORDS,
     LAST_WORDS,
@@ -71,10 +72,10 @@ class EotNet(nn.Module):
         self.gru = nn.GRU(channels, hidden, batch_first=True)
         self.words_fc = nn.Sequential(nn.Linear(N_WORDS, 32), nn.ReLU())
         self.head = nn.Sequential(nn.Linear(hidden + 32 + 2, 48), nn.ReLU(), nn.Linear(48, 1))
-        # Calibration to the engine's linear rule (fitted after training, see `calibrate`):
-        # P = sigmoid(scale * (logit - shift)).
-        self.register_buffer("shift", torch.zeros(()))
-        self.register_buffer("scale", torch.ones(()))
+        # Calibration to the engine's linear rule (fitted after training, see `calibrate`), one pair
+        # without words and one with: P = sigmoid(scale * (logit - shift)).
+        self.register_buffer("shift", torch.zeros(2))
+        self.register_buffer("scale", torch.ones(2))
 
     def audio_embedding(self, audio: torch.Tensor) -> torch.Tensor:
         x = (audio - self.mean) / self.std
@@ -89,8 +90,14 @@ class EotNet(nn.Module):
         s = torch.clamp(silence, 0.0, 3.0)
         return self.head(torch.cat([a, w, s, s * s], dim=1))
 
+    def calibrated(self, logit: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
+        has = words[:, HAS_WORDS : HAS_WORDS + 1]
+        shift = self.shift[0] + has * (self.shift[1] - self.shift[0])
+        scale = self.scale[0] + has * (self.scale[1] - self.scale[0])
+        return torch.sigmoid(scale * (logit - shift))
+
     def forward(self, audio: torch.Tensor, words: torch.Tensor, silence: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.scale * (self.logits(audio, words, silence) - self.shift))
+        return self.calibrated(self.logits(audio, words, silence), words)
 
 
 def augment(x: torch.Tensor, gen: torch.Generator, mean: torch.Tensor) -> torch.Tensor:
@@ -124,21 +131,23 @@ def draw_silence(rng: np.random.Generator, label: np.ndarray, pause: np.ndarray)
     return rng.uniform(MIN_SILENCE, np.maximum(hi, MIN_SILENCE + 0.01)).astype(np.float32)
 
 
-def embed(model: EotNet, audio: np.ndarray, words: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+def embed(
+    model: EotNet, audio: np.ndarray, words: np.ndarray
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The audio and word branches once per point (the silence only enters the head)."""
     parts_a, parts_w = [], []
     with torch.no_grad():
         for i in range(0, len(audio), 1024):
             parts_a.append(model.audio_embedding(torch.from_numpy(audio[i : i + 1024].astype(np.float32))))
             parts_w.append(model.words_fc(torch.from_numpy(words[i : i + 1024])))
-    return torch.cat(parts_a), torch.cat(parts_w)
+    return torch.cat(parts_a), torch.cat(parts_w), torch.from_numpy(words)
 
 
-def head(model: EotNet, a: torch.Tensor, w: torch.Tensor, silence: float) -> np.ndarray:
+def head(model: EotNet, a: torch.Tensor, w: torch.Tensor, words: torch.Tensor, silence: float) -> np.ndarray:
     with torch.no_grad():
         s = torch.full((len(a), 1), min(max(silence, 0.0), 3.0))
         logit = model.head(torch.cat([a, w, s, s * s], dim=1))
-        return torch.sigmoid(model.scale * (logit - model.shift))[:, 0].numpy()
+        return model.calibrated(logit, words)[:, 0].numpy()
 
 
 def simulate_rule(
@@ -148,9 +157,9 @@ def simulate_rule(
     n = len(data["label"])
     words = data["words"] if with_words else np.zeros_like(data["words"])
     fired = np.full(n, np.inf, dtype=np.float32)
-    a, w = embed(model, data["audio"], words)
+    a, w, raw = embed(model, data["audio"], words)
     for s in np.arange(0.2, hi + 0.1001, 0.1):
-        p = head(model, a, w, float(s))
+        p = head(model, a, w, raw, float(s))
         wait = hi - p * (hi - lo)
         # The wait is checked continuously; the next query may lower it (the rule keeps the last p).
         t_fire = np.maximum(wait, s)
@@ -166,32 +175,38 @@ def simulate_rule(
     }
 
 
+def mode_score(r: dict[str, float]) -> float:
+    """Lower is better: latency (median and p95), with a heavy price on cut-offs above 4 %."""
+    return r["median_ms"] + 0.5 * r["p95_ms"] + 20000 * max(0.0, r["cutoff"] - 0.04)
+
+
 def selection_score(audio_only: dict[str, float], both: dict[str, float]) -> float:
-    """Lower is better: latency (median and p95), with a heavy price on cut-offs above 3 %."""
-    return sum(
-        r["median_ms"] + 0.5 * r["p95_ms"] + 20000 * max(0.0, r["cutoff"] - 0.03) for r in (audio_only, both)
-    )
+    return mode_score(audio_only) + mode_score(both)
 
 
 def calibrate(model: EotNet, val: dict[str, np.ndarray]) -> dict[str, float]:
-    """Fit `shift` and `scale` on the validation split for the engine's rule.
+    """Fit `shift` and `scale` (without and with words) on the validation split for the engine's rule.
 
     The engine maps p linearly to a wait; a model that is right but not sure (p = 0.8 after a
     finished sentence) waits 0.56 s of 0.2–2.0 s. A monotone recalibration keeps the ranking and
-    moves confident answers to the ends of the range.
+    moves answers towards the ends of the range where that pays.
     """
-    best: tuple[float, float, float] | None = None
-    for shift in (-1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 2.5):
-        for scale in (1.0, 1.5, 2.0, 3.0, 4.0):
-            model.shift.fill_(shift)
-            model.scale.fill_(scale)
-            score = selection_score(simulate_rule(model, val, False), simulate_rule(model, val, True))
-            if best is None or score < best[0]:
-                best = (score, shift, scale)
-    assert best is not None
-    model.shift.fill_(best[1])
-    model.scale.fill_(best[2])
-    return {"shift": best[1], "scale": best[2], "score": best[0]}
+    found: dict[str, float] = {}
+    for mode, with_words in ((0, False), (1, True)):
+        best: tuple[float, float, float] | None = None
+        for shift in (-1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 2.5):
+            for scale in (1.0, 1.5, 2.0, 3.0, 4.0):
+                model.shift[mode] = shift
+                model.scale[mode] = scale
+                score = mode_score(simulate_rule(model, val, with_words))
+                if best is None or score < best[0]:
+                    best = (score, shift, scale)
+        assert best is not None
+        model.shift[mode] = best[1]
+        model.scale[mode] = best[2]
+        name = "words" if with_words else "audio"
+        found.update({f"{name}_shift": best[1], f"{name}_scale": best[2]})
+    return found
 
 
 def export(model: EotNet, path: Path) -> None:
