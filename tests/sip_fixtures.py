@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -171,14 +172,28 @@ def gateway_serve(
         kill_group(proc)
 
 
+def needs_sipp_and_kamailio() -> list[Any]:
+    """The `pytestmark` of tests that call `gateway serve` with sipp: slow, skipped without the tools."""
+    import pytest  # here, not at the top: `gateway serve` imports this module for its session
+
+    return [
+        pytest.mark.slow,
+        pytest.mark.skipif(not (shutil.which("sipp") and shutil.which("kamailio")), reason="sipp, kamailio"),
+    ]
+
+
+def _sipp_command(port: int, scenario: str, *args: str) -> list[str]:
+    return [
+        "sipp", "-sf", str(SCENARIOS / scenario), "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", "0",
+        "-nostdin", *args, f"127.0.0.1:{port}",
+    ]  # fmt: skip
+
+
 def run_sipp(
     cwd: Path, port: int, scenario: str, *args: str, timeout: float = 30.0
 ) -> subprocess.CompletedProcess[str]:
     """Run sipp (one call unless told otherwise) against 127.0.0.1:port; cwd holds caller.pcap."""
-    cmd = [
-        "sipp", "-sf", str(SCENARIOS / scenario), "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", "0",
-        "-nostdin", "-trace_err", "-error_file", str(cwd / "sipp_errors.log"), *args, f"127.0.0.1:{port}",
-    ]  # fmt: skip
+    cmd = _sipp_command(port, scenario, "-trace_err", "-error_file", str(cwd / "sipp_errors.log"), *args)
     proc = subprocess.Popen(
         cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
     )
@@ -188,6 +203,18 @@ def run_sipp(
         kill_group(proc)
         out = ""
     return subprocess.CompletedProcess(cmd, proc.returncode, out, "")
+
+
+def sipp_in_background(cwd: Path, port: int, scenario: str, *args: str) -> subprocess.Popen[bytes]:
+    """sipp against 127.0.0.1:port, left running (calls held while the test does something else);
+    end it with `kill_group`."""
+    return subprocess.Popen(
+        _sipp_command(port, scenario, *args),
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def caller_wav(path: Path, rate: int = 8000) -> np.ndarray:
@@ -342,6 +369,15 @@ class RawSip:
             else:
                 return self.request(msg.encode(), port, timeout)
         return None
+
+
+def invite_reply(port: int) -> str | None:
+    """The final reply to one INVITE with an SDP offer, sent from a fresh `RawSip`."""
+    raw = RawSip()
+    try:
+        return raw.request(invite(port, raw.port, body=sdp_offer(40000)), port)
+    finally:
+        raw.close()
 
 
 def sdp_of(reply: str) -> str:

@@ -4,28 +4,21 @@ graceful drain, and a worker killed mid-service."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import subprocess
 import time
 from pathlib import Path
 
-import pytest
 from sip_fixtures import (
-    SCENARIOS,
-    RawSip,
     gateway_serve,
-    invite,
+    invite_reply,
     kill_group,
+    needs_sipp_and_kamailio,
     run_sipp,
-    sdp_offer,
+    sipp_in_background,
     status,
 )
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not (shutil.which("sipp") and shutil.which("kamailio")), reason="sipp, kamailio"),
-]
+pytestmark = needs_sipp_and_kamailio()
 
 PCMU = ["-s", "dental", "-m", "1", "-key", "pt", "0", "-key", "codec", "PCMU"]
 
@@ -64,23 +57,14 @@ def test_rtp_timeout_and_max_duration(tmp_path: Path) -> None:
 
 def test_drain_refuses_new_calls_and_lets_calls_finish(tmp_path: Path) -> None:
     with gateway_serve(tmp_path) as gw:
-        call = subprocess.Popen(
-            ["sipp", "-sf", str(SCENARIOS / "uac_echo.xml"), "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", "0",
-             "-nostdin", *PCMU, "-d", "2500", f"127.0.0.1:{gw.port}"],
-            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
+        call = sipp_in_background(tmp_path, gw.port, "uac_echo.xml", *PCMU, "-d", "2500")
         try:
             assert gw.wait_started(1)
             os.kill(gw.proc.pid, signal.SIGTERM)
             deadline = time.monotonic() + 5
             while "draining" not in gw.log("worker0.log") and time.monotonic() < deadline:
                 time.sleep(0.05)  # the drain reaches the worker in another process: poll its log
-            raw = RawSip()
-            try:
-                reply = raw.request(invite(gw.port, raw.port, body=sdp_offer(40000)), gw.port)
-            finally:
-                raw.close()
-            assert status(reply) == 503
+            assert status(invite_reply(gw.port)) == 503
             assert call.wait(15) == 0  # the call in progress finished normally
         finally:
             kill_group(call)

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 # tests/ is on sys.path under pytest; `gateway serve` imports the session as tests.sip_fixtures
-from sip_fixtures import caller_wav, energetic, gateway_serve, run_sipp
+from sip_fixtures import caller_wav, energetic, gateway_serve, needs_sipp_and_kamailio, run_sipp
 
 from gateway.edges.sip.pcap import wav_to_pcap
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not (shutil.which("sipp") and shutil.which("kamailio")), reason="sipp, kamailio"),
-]
+pytestmark = needs_sipp_and_kamailio()
 
 
 @pytest.mark.parametrize(("codec", "pt"), [("PCMU", 0), ("PCMA", 8)])

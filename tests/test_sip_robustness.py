@@ -3,27 +3,24 @@
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 from sip_fixtures import (
-    SCENARIOS,
     RawSip,
     gateway_serve,
     header,
     invite,
+    invite_reply,
     kill_group,
+    needs_sipp_and_kamailio,
     run_sipp,
     sdp_offer,
+    sipp_in_background,
     status,
 )
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not (shutil.which("sipp") and shutil.which("kamailio")), reason="sipp, kamailio"),
-]
+pytestmark = needs_sipp_and_kamailio()
 
 ECHO = ["-s", "dental", "-m", "1", "-key", "pt", "0", "-key", "codec", "PCMU", "-d", "500"]
 
@@ -64,21 +61,11 @@ def test_malformed_requests_get_errors_and_calls_still_work(tmp_path: Path) -> N
 
 def test_capacity_limit_answers_503_with_retry_after(tmp_path: Path) -> None:
     with gateway_serve(tmp_path, "--max-calls", "2") as gw:
-        hold = [
-            "sipp", "-sf", str(SCENARIOS / "uac_echo.xml"), "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", "0",
-            "-nostdin", "-s", "dental", "-m", "2", "-l", "2", "-r", "20", "-key", "pt", "0",
-            "-key", "codec", "PCMU", "-d", "4000", f"127.0.0.1:{gw.port}",
-        ]  # fmt: skip
-        holder = subprocess.Popen(
-            hold, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-        )
+        hold = ["-s", "dental", "-m", "2", "-l", "2", "-r", "20", "-key", "pt", "0", "-key", "codec", "PCMU"]
+        holder = sipp_in_background(tmp_path, gw.port, "uac_echo.xml", *hold, "-d", "4000")
         try:
             assert gw.wait_started(2)
-            raw = RawSip()
-            try:
-                reply = raw.request(invite(gw.port, raw.port, body=sdp_offer(40000)), gw.port)
-            finally:
-                raw.close()
+            reply = invite_reply(gw.port)
             assert status(reply) == 503, reply
             assert reply is not None and header(reply, "Retry-After") == "5"
             assert holder.wait(20) == 0  # the two calls in progress were not disturbed
@@ -95,11 +82,7 @@ def test_allow_list_and_invite_flood_protection(tmp_path: Path) -> None:
         "sip:\n  allow: [10.0.0.0/8, 192.168.0.0/16]\nroutes: [{match: dental, agent: d.yaml}]\n"
     )
     with gateway_serve(tmp_path / "a", "--config", str(config)) as gw:
-        raw = RawSip()
-        try:
-            reply = raw.request(invite(gw.port, raw.port, body=sdp_offer(40000)), gw.port)
-        finally:
-            raw.close()
+        reply = invite_reply(gw.port)
         assert status(reply) == 403
     flood = ["--set", "sip.rate_limit.invites_per_second=1", "--set", "sip.rate_limit.burst=2"]
     with gateway_serve(tmp_path / "b", "--config", str(config), "--set", "sip.allow=[]", *flood) as gw:
@@ -120,11 +103,7 @@ def test_digest_authentication(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     config.write_text('sip:\n  auth: {username: trunk, password: "${TEST_SIP_SECRET}"}\n')
     secret = "s3cret-Pa55"
     with gateway_serve(tmp_path, "--config", str(config), env={"TEST_SIP_SECRET": secret}) as gw:
-        raw = RawSip()
-        try:
-            reply = raw.request(invite(gw.port, raw.port, body=sdp_offer(40000)), gw.port)
-        finally:
-            raw.close()
+        reply = invite_reply(gw.port)
         assert (
             status(reply) == 407
             and reply is not None
