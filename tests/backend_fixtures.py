@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,20 @@ async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
     assert server is not None and server.sockets
     port = server.sockets[0].getsockname()[1]
     return runner, f"http://127.0.0.1:{port}"
+
+
+@contextlib.asynccontextmanager
+async def serving_post(
+    path: str, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> AsyncIterator[str]:
+    """`handler` for POSTs to `path` on a free loopback port, while in the block; yields the base URL."""
+    app = web.Application()
+    app.router.add_post(path, handler)
+    runner, url = await serve(app)
+    try:
+        yield url
+    finally:
+        await runner.cleanup()
 
 
 @pytest.fixture

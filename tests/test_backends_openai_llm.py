@@ -11,7 +11,7 @@ from aiohttp import web
 
 from gateway.backends.base import BackendError, ChatMessage, LlmDone, TextDelta, ToolCall, ToolSchema
 from gateway.backends.llm.openai_compatible import OpenAICompatibleLLM, Options
-from tests.backend_fixtures import serve
+from tests.backend_fixtures import serve, serving_post
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -52,11 +52,17 @@ class Server:
 @pytest.fixture
 async def server() -> AsyncIterator[tuple[Server, str]]:
     s = Server()
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", s.handle)
-    runner, url = await serve(app)
-    yield s, url + "/v1"
-    await runner.cleanup()
+    async with serving_post("/v1/chat/completions", s.handle) as url:
+        yield s, url + "/v1"
+
+
+def json_error(status: int, message: str, headers: dict[str, str] | None = None) -> Handler:
+    """A handler answering `status` with an API-style error body."""
+
+    async def reply(request: web.Request) -> web.Response:
+        return web.json_response({"error": {"message": message}}, status=status, headers=headers)
+
+    return reply
 
 
 def llm(url: str, **kw: object) -> OpenAICompatibleLLM:
@@ -183,15 +189,8 @@ async def test_cancel_mid_stream_closes_the_connection(server: tuple[Server, str
 
 async def test_retries_5xx_and_429_then_streams(server: tuple[Server, str]) -> None:
     s, url = server
-
-    async def unavailable(request: web.Request) -> web.Response:
-        return web.json_response({"error": {"message": "overloaded"}}, status=503)
-
-    async def limited(request: web.Request) -> web.Response:
-        return web.json_response(
-            {"error": {"message": "slow down"}}, status=429, headers={"Retry-After": "0"}
-        )
-
+    unavailable = json_error(503, "overloaded")
+    limited = json_error(429, "slow down", {"Retry-After": "0"})
     s.handlers = [unavailable, limited, lambda r: sse(r, [chunk({"content": "hi"}, "stop"), "[DONE]"])]
     model = llm(url, retries=2)
     assert await collect(model) == [TextDelta("hi"), LlmDone("stop")]
@@ -200,11 +199,7 @@ async def test_retries_5xx_and_429_then_streams(server: tuple[Server, str]) -> N
 
 async def test_gives_up_after_retries(server: tuple[Server, str]) -> None:
     s, url = server
-
-    async def broken(request: web.Request) -> web.Response:
-        return web.json_response({"error": {"message": "boom"}}, status=500)
-
-    s.handlers = [broken]
+    s.handlers = [json_error(500, "boom")]
     with pytest.raises(BackendError, match=r"HTTP 500 .*boom"):
         await collect(llm(url, retries=1))
     assert len(s.requests) == 2
@@ -212,11 +207,7 @@ async def test_gives_up_after_retries(server: tuple[Server, str]) -> None:
 
 async def test_client_errors_are_not_retried(server: tuple[Server, str]) -> None:
     s, url = server
-
-    async def bad(request: web.Request) -> web.Response:
-        return web.json_response({"error": {"message": "model not found"}}, status=404)
-
-    s.handlers = [bad]
+    s.handlers = [json_error(404, "model not found")]
     with pytest.raises(BackendError, match=r"HTTP 404.*model not found"):
         await collect(llm(url, retries=3))
     assert len(s.requests) == 1

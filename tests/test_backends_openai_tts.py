@@ -11,7 +11,7 @@ from aiohttp import web
 
 from gateway.backends.base import AudioChunk, BackendError
 from gateway.backends.tts.openai import OpenAITTS, Options
-from tests.backend_fixtures import serve
+from tests.backend_fixtures import serving_post
 
 
 class Speech:
@@ -45,11 +45,8 @@ class Speech:
 @pytest.fixture
 async def speech() -> AsyncIterator[tuple[Speech, str]]:
     s = Speech()
-    app = web.Application()
-    app.router.add_post("/v1/audio/speech", s.handle)
-    runner, url = await serve(app)
-    yield s, url + "/v1"
-    await runner.cleanup()
+    async with serving_post("/v1/audio/speech", s.handle) as url:
+        yield s, url + "/v1"
 
 
 def tts(url: str, **kw: object) -> OpenAITTS:
