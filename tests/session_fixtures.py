@@ -1,4 +1,5 @@
-"""Parts for session tests: real espeak-ng speech as a TTS, and an LLM that follows a script.
+"""Parts for session tests: real espeak-ng speech as a TTS, and an LLM that follows a script; the
+dental agent and the caller who backchannels, then barges in, that the end-to-end call tests share.
 
 The TTS is the espeak-ng binary (a real engine); word timings are spread by character share. The
 scripted LLM is a test double of our own LLM interface (no vendor is imitated): it answers each
@@ -10,7 +11,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 
-from audio_fixtures import espeak
+import numpy as np
+from audio_fixtures import espeak, place
 
 from gateway.backends.base import (
     AudioChunk,
@@ -22,6 +24,39 @@ from gateway.backends.base import (
     Usage,
     WordTiming,
 )
+
+GREETING = (
+    "Thank you for calling Bright Smile Dental. We have openings on Tuesday at nine, "
+    "Tuesday at eleven, and Wednesday at two in the afternoon. Which one works best for you?"
+)
+BARGE_IN_TURN_HANDLING = """\
+turn_handling:
+  min_endpointing_delay: 0.5
+  max_endpointing_delay: 1.5
+  interruption:
+    mode: adaptive
+    detector: heuristic
+    false_interruption_timeout: 0.6
+"""
+
+
+def dental_agent_yaml(agent: str, extra: str = "", *, vad_rate: int | None = None) -> str:
+    """An agent file: the dental GREETING, the `extra` top-level lines, adaptive heuristic barge-in
+    (and the VAD at `vad_rate`, if given)."""
+    vad = f"  vad:\n    sample_rate: {vad_rate}\n" if vad_rate is not None else ""
+    return f'agent: {agent}\ngreeting: "{GREETING}"\n{extra}{BARGE_IN_TURN_HANDLING}{vad}'
+
+
+def backchannel_then_barge_in(rate: int = 8000) -> np.ndarray:
+    """11 s of a caller who says "mm-hmm" during the greeting (3 s), then barges in for real (6 s)."""
+    return place(
+        11.0,
+        [
+            (3.0, espeak("mm-hmm", voice="en-gb", speed=170, rate=rate)),
+            (6.0, espeak("hold on, stop please", voice="en-gb", rate=rate)),
+        ],
+        rate=rate,
+    )
 
 
 class EspeakCliTTS:

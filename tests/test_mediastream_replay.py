@@ -6,9 +6,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
-from audio_fixtures import espeak, place
+from session_fixtures import backchannel_then_barge_in, dental_agent_yaml
 from sqlalchemy import select
 
 from gateway.config.schema import DatabaseConfig, GatewayConfig, HttpConfig
@@ -19,28 +18,6 @@ from gateway.metrics.replay_sink import ReplaySink
 from gateway.metrics.tables import Call, InterruptionEvent
 from gateway.replay import Replayer
 from gateway.runtime import GatewayRuntime
-
-GREETING = (
-    "Thank you for calling Bright Smile Dental. We have openings on Tuesday at nine, "
-    "Tuesday at eleven, and Wednesday at two in the afternoon. Which one works best for you?"
-)
-
-
-def agent_yaml(rate: int) -> str:
-    return f"""
-agent: carrier-test
-greeting: "{GREETING}"
-tts: {{provider: espeak-ng}}
-turn_handling:
-  min_endpointing_delay: 0.5
-  max_endpointing_delay: 1.5
-  interruption:
-    mode: adaptive
-    detector: heuristic
-    false_interruption_timeout: 0.6
-  vad:
-    sample_rate: {rate}
-"""
 
 
 class Gateway:
@@ -62,7 +39,7 @@ async def start_gateway(tmp_path: Path) -> AsyncIterator[StartGateway]:
         rate: int = 8000, db_url: str | None = None, settings: MediaStreamSettings | None = None
     ) -> Gateway:
         agent = tmp_path / f"agent{rate}.yaml"
-        agent.write_text(agent_yaml(rate))
+        agent.write_text(dental_agent_yaml("carrier-test", "tts: {provider: espeak-ng}\n", vad_rate=rate))
         config = GatewayConfig(
             default_agent=str(agent),
             database=DatabaseConfig(url=db_url or "sqlite://", spool_dir=str(tmp_path / "spool")),
@@ -81,18 +58,6 @@ async def start_gateway(tmp_path: Path) -> AsyncIterator[StartGateway]:
     yield start
     for service in reversed(services):
         await service.stop()
-
-
-def recorded_call(rate: int) -> np.ndarray:
-    """A caller who says "mm-hmm" during the greeting, then barges in for real."""
-    return place(
-        11.0,
-        [
-            (3.0, espeak("mm-hmm", voice="en-gb", speed=170, rate=rate)),
-            (6.0, espeak("hold on, stop please", voice="en-gb", rate=rate)),
-        ],
-        rate=rate,
-    )
 
 
 def verdicts(events: list) -> list[tuple]:
@@ -139,7 +104,7 @@ async def test_carrier_call_matches_replay_of_its_recording(
     rate = WIRE[dialect].rate
     gateway = await start_gateway(rate, migrated_url)
     result = await CarrierSimulator(
-        gateway.url(f"/media/{dialect}"), dialect, recorded_call(rate), speed=4.0
+        gateway.url(f"/media/{dialect}"), dialect, backchannel_then_barge_in(rate), speed=4.0
     ).run()
     (closed,) = await gateway.edge.wait_closed(1)
     assert closed.reason == "call ended" and closed.call_id.startswith(f"{dialect}:")

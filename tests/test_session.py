@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from audio_fixtures import espeak, place
-from session_fixtures import EspeakCliTTS, ScriptLLM
+from session_fixtures import GREETING, EspeakCliTTS, ScriptLLM, backchannel_then_barge_in, dental_agent_yaml
 
 from gateway.agents.session import Backends, CallSession, Detectors
 from gateway.config.loader import parse_agent_yaml
@@ -16,22 +16,7 @@ from gateway.turns.heuristics import HeuristicBargeInDetector
 from gateway.turns.silero import SileroModel
 
 RATE = 8000
-GREETING = (
-    "Thank you for calling Bright Smile Dental. We have openings on Tuesday at nine, "
-    "Tuesday at eleven, and Wednesday at two in the afternoon. Which one works best for you?"
-)
-AGENT_YAML = f"""
-agent: dental
-greeting: "{GREETING}"
-instructions: You are a receptionist.
-turn_handling:
-  min_endpointing_delay: 0.5
-  max_endpointing_delay: 1.5
-  interruption:
-    mode: adaptive
-    detector: heuristic
-    false_interruption_timeout: 0.6
-"""
+AGENT_YAML = dental_agent_yaml("dental", "instructions: You are a receptionist.\n")
 
 
 @pytest.fixture(scope="module")
@@ -85,14 +70,7 @@ async def test_greeting_backchannel_and_barge_in(detectors: Detectors) -> None:
 
 
 async def test_recorded_call_replays_to_the_same_decisions(detectors: Detectors, tmp_path) -> None:
-    caller = place(
-        11.0,
-        [
-            (3.0, espeak("mm-hmm", voice="en-gb", speed=170)),
-            (6.0, espeak("hold on, stop please", voice="en-gb")),
-        ],
-    )
-    session, transport = await call(detectors, caller, ScriptLLM(["Sure."]))
+    session, transport = await call(detectors, backchannel_then_barge_in(), ScriptLLM(["Sure."]))
     stereo = transport.stereo()
     agent = parse_agent_yaml(AGENT_YAML).config
     replayed = Replayer(agent.turn_handling.to_options()).replay_pcm(stereo[:, 0], stereo[:, 1], RATE, "call")

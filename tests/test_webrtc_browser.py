@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from audio_fixtures import espeak, place
 from browser_fixtures import CHROMIUM, Chromium
+from session_fixtures import dental_agent_yaml
 from sqlalchemy import select
 
 from gateway.config.schema import DatabaseConfig, GatewayConfig, HttpConfig
@@ -29,22 +30,7 @@ from gateway.runtime import GatewayRuntime
 ARTIFACTS = Path(__file__).parent / "artifacts"
 WAV_RATE = 48000
 SPEECH_AT = 4.5  # s into the caller's WAV: the barge-in
-GREETING = (
-    "Thank you for calling Bright Smile Dental. We have openings on Tuesday at nine, "
-    "Tuesday at eleven, and Wednesday at two in the afternoon. Which one works best for you?"
-)
-AGENT = f"""
-agent: browser-test
-greeting: "{GREETING}"
-tts: {{provider: espeak-ng}}
-turn_handling:
-  min_endpointing_delay: 0.5
-  max_endpointing_delay: 1.5
-  interruption:
-    mode: adaptive
-    detector: heuristic
-    false_interruption_timeout: 0.6
-"""
+AGENT = dental_agent_yaml("browser-test", "tts: {provider: espeak-ng}\n")
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed")]
 
