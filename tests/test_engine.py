@@ -89,10 +89,12 @@ def test_vad_mode_interrupts_after_min_duration_of_voiced_speech() -> None:
 def test_vad_mode_short_overlap_is_a_backchannel_and_never_a_turn() -> None:
     run = agent_speaking(opts(mode="vad", min_duration=0.5))
     run.speak(onset=2.0, voiced_until=2.3, end=2.3)
+    assert not run.of(Backchannel)  # not before the overlap's allowed pause has passed
+    run.ticks(2.6, 6.0)
     (bc,) = run.of(Backchannel)
     assert isinstance(bc, Backchannel)
     assert bc.mode == "vad" and bc.probability is None and bc.duration == pytest.approx(0.3)
-    run.ticks(2.6, 6.0)
+    assert bc.t == pytest.approx(2.3 + 0.6, abs=0.021)
     assert not run.of(EndOfTurn) and not run.of(Interruption)
     assert run.engine.agent is AgentState.SPEAKING
 
@@ -134,12 +136,13 @@ def test_adaptive_overlap_below_threshold_ends_as_backchannel_with_its_best_prob
     run("bargein_probability", 2.2, 0.2)
     run("bargein_probability", 2.3, 0.35)
     run("user_speech_end", 2.6, 2.35)
+    run.ticks(2.62, 3.0)
     (bc,) = run.of(Backchannel)
     assert isinstance(bc, Backchannel)
     assert bc.mode == "adaptive" and bc.probability == 0.35 and bc.requests == 2
     assert run.engine.agent is AgentState.SPEAKING
     # a late answer for the closed overlap changes nothing
-    assert run("bargein_probability", 2.7, 0.99) == []
+    assert run("bargein_probability", 3.1, 0.99) == []
 
 
 def test_start_boundary_lets_vad_decide_and_ignores_the_model() -> None:
@@ -277,6 +280,7 @@ def test_min_words_is_counted_per_utterance_not_per_agent_turn() -> None:
         run.speak(onset=start, voiced_until=start + 0.5)
         run("transcript", start + 0.55, [Word("yeah", start, start + 0.4)], final=False)
         run("user_speech_end", start + 0.9, start + 0.6)
+        run.ticks(start + 0.92, start + 1.3)
     assert not run.of(Interruption) and len(run.of(Backchannel)) == 3
     run.speak(onset=9.0, voiced_until=9.4)
     assert not run.of(Interruption)
@@ -441,3 +445,42 @@ def test_event_dicts_follow_the_replay_contract() -> None:
     assert row["type"] == "interruption"
     assert {"t", "onset", "latency_ms", "mode", "probability"} <= row.keys()
     assert isinstance(row["t"], float)
+
+
+def test_a_short_pause_keeps_one_overlap() -> None:
+    """ "Actually, wait": VAD hears two utterances; the model judges them as one attempt."""
+    run = agent_speaking(opts(mode="adaptive", overlap_max_pause=0.6))
+    run.speak(onset=3.0, voiced_until=3.4, end=3.45)  # "actually,"
+    run("bargein_probability", 3.8, 0.3)
+    run.speak(onset=3.85, voiced_until=4.1)  # "wait" after a 0.4 s pause
+    assert run.types.count("overlap_start") == 1 and not run.of(Backchannel)
+    run("bargein_probability", 4.2, 0.8)
+    (interruption,) = run.of(Interruption)
+    assert isinstance(interruption, Interruption) and interruption.onset == 3.0 and interruption.requests == 2
+    assert interruption.latency_ms == pytest.approx(1200.0)
+
+
+def test_a_pause_longer_than_the_limit_ends_the_overlap_as_a_backchannel() -> None:
+    run = agent_speaking(opts(mode="vad", min_duration=0.5, overlap_max_pause=0.6))
+    run.speak(onset=3.0, voiced_until=3.3, end=3.3)
+    run.ticks(3.62, 4.0)
+    run.speak(onset=4.1, voiced_until=4.35, end=4.35)
+    run.ticks(4.7, 5.2)
+    assert [e.onset for e in run.of(Backchannel)] == [3.0, 4.1]  # type: ignore[attr-defined]
+    # within one overlap the voiced time adds up for the VAD rule: 0.3 + 0.25 >= 0.5
+    run2 = agent_speaking(opts(mode="vad", min_duration=0.5, overlap_max_pause=0.6))
+    run2.speak(onset=3.0, voiced_until=3.3, end=3.3)
+    run2.speak(onset=3.7, voiced_until=3.95)
+    (interruption,) = run2.of(Interruption)
+    assert isinstance(interruption, Interruption) and interruption.onset == 3.0
+
+
+def test_an_interruption_decided_in_the_pause_makes_the_pause_the_end_of_the_turn() -> None:
+    run = agent_speaking(opts(mode="adaptive", false_interruption_timeout=2.0), has_stt=False)
+    run.speak(onset=3.0, voiced_until=3.5, end=3.5)
+    run("bargein_probability", 3.82, 0.9)  # the caller is silent: "no!" then nothing
+    assert run.of(Interruption) and run.engine.agent is AgentState.PAUSED
+    run.ticks(3.84, 4.2)
+    assert run.types[-2:] == ["stop_playout", "end_of_turn"]
+    (eot,) = run.of(EndOfTurn)
+    assert eot.delay_ms == pytest.approx(520, abs=25)  # type: ignore[attr-defined]

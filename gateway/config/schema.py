@@ -165,6 +165,7 @@ class InterruptionConfig(Section):
     detector_timeout: PositiveSeconds = _INT.detector_timeout
     detector_interval: PositiveSeconds = _INT.detector_interval
     backchannel_lexicon: tuple[str, ...] = _INT.backchannel_lexicon
+    overlap_max_pause: Seconds = _INT.overlap_max_pause
     detector: DetectorName = _INT.detector
 
     @field_validator("detector_interval")
@@ -252,6 +253,7 @@ class TurnHandlingConfig(Section):
                 detector_interval=i.detector_interval,
                 backchannel_lexicon=i.backchannel_lexicon,
                 detector=i.detector,
+                overlap_max_pause=i.overlap_max_pause,
             ),
             turn_detector=self.turn_detector,
             vad=VadOptions(**self.vad.model_dump()),

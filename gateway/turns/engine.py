@@ -120,6 +120,11 @@ class _Overlap:
     voiced_at_open: float = 0.0
     max_probability: float | None = None
     requests: int = 0
+    # The caller paused inside the overlap at `last_end`; it closes unless they resume by
+    # `pause_until` ("actually, wait" is one overlap, not a backchannel and then another one).
+    last_end: float | None = None
+    pause_until: float = 0.0
+    utterances: list[_Utterance] = field(default_factory=list)
 
 
 @dataclass
@@ -232,7 +237,9 @@ class TurnEngine:
         end = t if end is None else min(end, t)
         self._last_agent_end = end
         out: list[Event] = [AgentSpeechEnd(end)]
-        if self._overlap is not None:
+        if self._overlap is not None and self._overlap.last_end is not None:
+            out += self._close_as_backchannel(t)  # it ended before the agent did: a listener cue
+        elif self._overlap is not None:
             # The agent finished before a verdict: the caller simply has the floor now.
             self._overlap = None  # kept on the utterance in case the agent's turn goes on
         out += self._promote_boundary_backchannels(end)
@@ -243,6 +250,7 @@ class TurnEngine:
         if self.user is UserState.SPEAKING:
             raise EngineError(f"user_speech_start at {t:.3f}s while the user is already speaking")
         self.user = UserState.SPEAKING
+        previous = self._utterance
         utterance = _Utterance(onset=onset)
         self._utterance = utterance
         out: list[Event] = [UserSpeechStart(onset)]
@@ -250,7 +258,14 @@ class TurnEngine:
         if self._turn is not None:
             # Speech resumed before the end of turn fired: same turn, one more pause learned.
             self._learn_pause(onset - self._turn.last_end)
-        if self.agent is AgentState.SPEAKING:
+        overlap = self._overlap
+        if overlap is not None and previous is not None:
+            # speech resumed within the overlap's pause: the same overlap goes on
+            overlap.voiced_at_open -= previous.voiced
+            overlap.last_end = None
+            overlap.utterances.append(utterance)
+            utterance.overlap = overlap
+        elif self.agent is AgentState.SPEAKING:
             out += self._open_overlap(onset, utterance)
         return out
 
@@ -272,20 +287,10 @@ class TurnEngine:
         out: list[Event] = [UserSpeechEnd(end, duration=end - utterance.onset)]
         overlap = self._overlap
         if overlap is not None:
-            self._overlap = None
-            utterance.verdict = "backchannel"
-            self._backchannels.append(utterance)
-            adaptive = overlap.requests > 0 or self._adaptive_active(t)
-            out.append(
-                Backchannel(
-                    t,
-                    onset=overlap.onset,
-                    duration=end - overlap.onset,
-                    probability=overlap.max_probability,
-                    mode="adaptive" if adaptive else "vad",
-                    requests=overlap.requests,
-                )
-            )
+            # no verdict yet: the overlap waits out a short pause before it counts as a backchannel
+            overlap.last_end = end
+            overlap.pause_until = end + self.options.interruption.overlap_max_pause
+            return out + self._fire_timers(t)
         if utterance.verdict is None or utterance.verdict == "interruption":
             self._extend_turn(utterance)
             if self.agent is AgentState.PAUSED or self._false_check_stopped:
@@ -385,12 +390,34 @@ class TurnEngine:
             and not self._in_start_boundary(t)
         )
 
+    def _close_as_backchannel(self, t: float) -> list[Event]:
+        overlap = self._overlap
+        assert overlap is not None and overlap.last_end is not None
+        self._overlap = None
+        for utterance in overlap.utterances:
+            utterance.verdict = "backchannel"
+            self._backchannels.append(utterance)
+        adaptive = overlap.requests > 0 or self._adaptive_active(t)
+        return [
+            Backchannel(
+                t,
+                onset=overlap.onset,
+                duration=overlap.last_end - overlap.onset,
+                probability=overlap.max_probability,
+                mode="adaptive" if adaptive else "vad",
+                requests=overlap.requests,
+            )
+        ]
+
     def _open_overlap(self, onset: float, utterance: _Utterance) -> list[Event]:
         if not self.options.interruption.enabled:
             utterance.verdict = "ignored"
             return [OverlapStart(onset)]
         overlap = _Overlap(
-            onset=onset, in_start_boundary=self._in_start_boundary(onset), voiced_at_open=utterance.voiced
+            onset=onset,
+            in_start_boundary=self._in_start_boundary(onset),
+            voiced_at_open=utterance.voiced,
+            utterances=[utterance],
         )
         self._overlap = overlap
         utterance.overlap = overlap
@@ -418,6 +445,7 @@ class TurnEngine:
         assert overlap is not None and utterance is not None
         self._overlap = None
         utterance.verdict = "interruption"
+        caller_paused = self.user is UserState.SILENT
         out: list[Event] = [
             Interruption(
                 t,
@@ -437,6 +465,10 @@ class TurnEngine:
             self._false_check_stopped = True
             out.append(StopPlayout(t, reason="interruption"))
         self._backchannels = []
+        if caller_paused and utterance.end is not None:
+            # decided in the pause after the caller's words: their turn is already waiting
+            self._extend_turn(utterance)
+            self._false_deadline = utterance.end + self.options.interruption.false_interruption_timeout
         return out
 
     def _confirm_interruption(self, t: float, reason: str) -> list[Event]:
@@ -534,6 +566,9 @@ class TurnEngine:
 
     def _fire_timers(self, t: float) -> list[Event]:
         out: list[Event] = []
+        overlap = self._overlap
+        if overlap is not None and overlap.last_end is not None and t >= overlap.pause_until - 1e-9:
+            out += self._close_as_backchannel(t)
         turn = self._turn
         if turn is not None and self.user is UserState.SILENT:
             ready, wait, probability = self._turn_ready(t, turn)

@@ -73,6 +73,9 @@ class InterruptionOptions:
     # How often the detector is asked during an open overlap (<= 0.1 s).
     detector_interval: float = 0.1
     backchannel_lexicon: tuple[str, ...] = DEFAULT_BACKCHANNEL_LEXICON
+    # A caller pause shorter than this (from the last voiced audio) keeps an overlap open, so
+    # "actually, wait" or "no, hold on" is judged as one attempt, not as a backchannel first.
+    overlap_max_pause: float = 0.6
     # Which barge-in detector adaptive mode uses: "auto" (the bundled ONNX model when present,
     # else "heuristic"), "onnx", "heuristic", or a "module:factory" import path.
     detector: str = "auto"
