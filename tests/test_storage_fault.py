@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -317,5 +319,89 @@ async def test_spool_survives_a_writer_restart_during_outage(
         assert sorted(_keys(check, InterruptionEvent)) == sorted(session.uids("interruption_events"))
         with check.connect() as conn:
             assert conn.execute(select(Call.end_reason)).scalar_one() == "gateway_restart"
+    finally:
+        check.dispose()
+
+
+async def test_worker_killed_while_the_database_hangs(migrated_url: str, spool_path: Path) -> None:
+    """The database process is stuck in a statement and dies: a new one takes over, every event lands once."""
+    async with faulty_database(migrated_url) as (url, outage):
+        writer = MetricsWriter(
+            url,
+            spool_path,
+            batch_interval_s=0.05,
+            write_timeout_s=0.3,
+            instance="gw",
+            connect_timeout_s=1,
+            busy_timeout_ms=60_000,
+        )
+        await writer.start()
+        session = Session(writer)
+        session.recorder.started(T0)
+        session.talk(1)
+        await writer.wait_until(lambda s: s.written >= len(session.sent), timeout=10)
+        written_before = writer.stats.written
+
+        await outage.hang()
+        session.talk(2)
+        await writer.wait_until(lambda s: s.spooled >= len(session.sent) - written_before, timeout=20)
+        stuck = writer.worker_pid
+        assert stuck is not None
+        os.kill(stuck, signal.SIGKILL)
+        session.talk(2)
+        await outage.heal()
+        await writer.wait_until(
+            lambda s: (
+                s.worker_restarts >= 1 and s.spool_depth == 0 and s.db_available and writer.pending == 0
+            ),
+            timeout=30,
+        )
+        session.recorder.ended("caller_hangup", T0 + timedelta(seconds=30))
+        await writer.flush()
+        await writer.stop()
+        assert writer.worker_pid is None
+
+    check = create_db_engine(migrated_url)
+    try:
+        events = _keys(check, InterruptionEvent)
+        assert len(events) == len(set(events)) == 5 * 2
+        assert set(events) == session.uids("interruption_events")
+        with check.connect() as conn:
+            assert conn.execute(select(Call.end_reason)).scalar_one() == "caller_hangup"
+    finally:
+        check.dispose()
+
+
+async def test_stop_does_not_wait_for_a_hung_database(migrated_url: str, spool_path: Path) -> None:
+    """Shutting down while the database hangs: `stop` spools, kills the stuck process after its grace
+    period, and the next writer flushes the spool once the database is back."""
+    async with faulty_database(migrated_url) as (url, outage):
+        writer = MetricsWriter(
+            url,
+            spool_path,
+            batch_interval_s=0.05,
+            write_timeout_s=0.3,
+            instance="gw",
+            connect_timeout_s=1,
+            busy_timeout_ms=60_000,
+        )
+        await writer.start()
+        session = Session(writer)
+        session.recorder.started(T0)
+        await writer.wait_until(lambda s: s.written >= 1, timeout=10)
+        await outage.hang()
+        session.talk(3)
+        await asyncio.wait_for(writer.stop(), timeout=10)
+        assert writer.stats.spool_depth == len(session.sent) - 1
+
+        await outage.heal()
+        second = MetricsWriter(url, spool_path, instance="gw", **FAIL_FAST)
+        await second.start()
+        await second.stop()
+        assert second.stats.spool_depth == 0 and second.stats.closed_on_restart == 1
+
+    check = create_db_engine(migrated_url)
+    try:
+        assert sorted(_keys(check, InterruptionEvent)) == sorted(session.uids("interruption_events"))
     finally:
         check.dispose()

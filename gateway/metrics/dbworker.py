@@ -10,17 +10,19 @@ Theory of operation
   pipe closing, e.g. because the audio process died) ends the process.
 * An attempt is one write cycle of the writer, done in this order: apply the spool's records up to
   `spool_end` (in chunks of `chunk_size`, one transaction each), close calls a crashed run left open
-  (when `recover` is set), then apply the batch's chunks (each a pickled list of records, one
-  transaction each). Records keep their order: the spool holds older records than the batch.
+  (when `recover` is set), then apply the batch: its groups (each a pickled list of records) joined
+  into transactions of about `chunk_size` records. Records keep their order: the spool holds older
+  records than the batch.
 * The worker never writes the spool: it reads it (read-only, up to `spool_end`) and reports in
   `Result.spool_offset` how far its records are committed; the writer consumes them. It does write
   `<spool>.rejected`: records the database refused (not an outage) are retried one by one and those
   that still fail are appended there.
 * A `Result` reports what committed even when the attempt failed part-way (`error`, and `unavailable`
-  when the database could not be reached), so the writer spools only the batch chunks that did not.
+  when the database could not be reached), so the writer spools only the batch groups that did not.
 * stdout carries only frames: fd 1 is pointed at stderr before anything else runs, so a stray print
   cannot corrupt the protocol. SIGINT is ignored (a Ctrl-C on `gateway serve` reaches the whole
-  process group); the writer stops the worker through the pipe.
+  process group); the writer stops the worker through the pipe. The worker lowers its own priority
+  (`nice`), so on a busy machine the scheduler runs the audio process first.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class WorkerConfig:
     connect_timeout_s: float = 3.0
     busy_timeout_ms: int = 5000
     log_level: int = logging.WARNING
+    nice: int = 10  # added to the process's niceness: under CPU contention, audio goes first
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,7 @@ class Attempt:
     spool_end: int  # apply spool records before this byte offset
     recover: bool  # close calls a crashed run left open, except `live_calls`
     live_calls: frozenset[str]
-    chunks: list[bytes]  # each a pickled list[Record]
+    groups: list[bytes]  # each a pickled list[Record]
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,7 @@ class Result:
     closed: int = 0  # calls closed with end_reason 'gateway_restart'
     recovered: bool = False  # the recovery step committed
     spool_offset: int = 0  # spool records before this offset are committed
-    chunks_done: int = 0  # batch chunks committed
+    groups_done: int = 0  # batch groups committed
     error: str | None = None
     unavailable: bool = False  # `error` was an outage (unreachable, timed out), not a refusal
 
@@ -104,7 +107,7 @@ class _Progress:
     closed: int = 0
     recovered: bool = False
     spool_offset: int = 0
-    chunks_done: int = 0
+    groups_done: int = 0
 
 
 def encode_frame(message: object) -> bytes:
@@ -168,7 +171,7 @@ class DbWorker:
             p.closed,
             p.recovered,
             p.spool_offset,
-            p.chunks_done,
+            p.groups_done,
             error,
             unavailable,
         )
@@ -187,10 +190,15 @@ class DbWorker:
                     close_open_calls(conn, self.config.instance, keep=set(request.live_calls))
                 )
             progress.recovered = True
-        for chunk in request.chunks:
-            records: list[Record] = pickle.loads(chunk)
-            self._apply(records, progress)
-            progress.chunks_done += 1
+        records: list[Record] = []
+        groups = 0
+        for i, group in enumerate(request.groups):
+            records.extend(pickle.loads(group))
+            groups += 1
+            if len(records) >= size or i == len(request.groups) - 1:
+                self._apply(records, progress)
+                progress.groups_done += groups
+                records, groups = [], 0
 
     def _apply(self, records: list[Record], progress: _Progress) -> None:
         """Apply records in one transaction; on a refusal that is not an outage, one by one."""
@@ -228,6 +236,8 @@ def serve(requests: IO[bytes], replies: IO[bytes]) -> None:
         level=config.log_level,
         format="%(asctime)s metrics-db[%(process)d] %(levelname)s %(name)s: %(message)s",
     )
+    if config.nice > 0:
+        os.nice(config.nice)
     worker = DbWorker(config)
     try:
         replies.write(encode_frame(Ready(os.getpid())))

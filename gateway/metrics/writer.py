@@ -3,21 +3,25 @@ waits, not even for the GIL.
 
 Theory of operation
 -------------------
-* `emit(record)` appends to an in-memory deque and returns. It never awaits and never touches the
-  database, so a session may call it from its audio loop.
+* `emit(record)` appends to a small group; every `group_size` records the group is pickled (one C call,
+  about a microsecond a record) onto an in-memory queue of bytes. It never awaits and never touches the
+  database, so a session may call it from its audio loop. Records die young: the queue holds no
+  objects the garbage collector tracks, so a busy writer does not make the audio process's collector
+  promote and later sweep thousands of records (those full collections cost tens of milliseconds).
 * The database work (SQLAlchemy, the driver, the rejected-records file) runs in a child process,
-  `python -m gateway.metrics.dbworker`, with its own engine. This process keeps only cheap work: pickling
-  the batch (in chunks, yielding to the event loop between them) and pipe I/O on the event loop. So the
-  database's Python work never competes with the audio loop for the GIL (bench/bench_db.py measures it).
+  `python -m gateway.metrics.dbworker`, with its own engine. This process keeps only cheap work: the
+  pickling above and pipe I/O on the event loop. So the database's Python work never competes with the
+  audio loop for the GIL (bench/bench_db.py measures it).
 * Every `batch_interval_s` the writer task takes everything queued and runs one *cycle*:
   1. if a previous attempt is still running in the worker (it timed out but the worker is stuck), or
      no worker is ready (it died and its replacement is starting), the batch goes straight to the spool;
   2. otherwise the worker runs one attempt: apply the spool (oldest first, up to its end at the time
      of the request, in chunks, one transaction each), close calls a crashed run left open (once),
-     then apply the batch in chunks;
-  3. if that attempt fails because the database is unreachable, the batch chunks that did not commit
-     are appended to the spool (fsync'd); if it takes longer than `write_timeout_s`, or the worker
-     dies, the whole batch is; the next cycle tries again.
+     then apply the batch (its groups joined into transactions of about `chunk_size` records);
+  3. if that attempt fails because the database is unreachable, the batch's groups that did not
+     commit are appended to the spool (fsync'd; unpickled and JSON-encoded here, a group at a time,
+     yielding between groups); if it takes longer than `write_timeout_s`, or the worker dies, the
+     whole batch is; the next cycle tries again.
 * Only this process writes the spool; the worker only reads it, up to the end offset it was given,
   and reports how far it committed, which this process then consumes (never while an attempt runs).
 * Records keep their order: nothing new reaches the database while older records wait in the spool.
@@ -168,6 +172,8 @@ class _WorkerProcess:
             pass
         finally:
             self._alive = False
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()  # lets the transport finish once the process is reaped
             died = WorkerDied(f"metrics database process {self.pid} has exited")
             if not self.ready.done():
                 self.ready.set_exception(died)
@@ -206,13 +212,16 @@ class MetricsWriter:
         write_timeout_s: float = 5.0,
         max_queue: int = 200_000,
         chunk_size: int = 200,
+        group_size: int = 64,
         instance: str | None = None,
         connect_timeout_s: float = 3.0,
         busy_timeout_ms: int = 5000,
         start_timeout_s: float = 60.0,
+        worker_nice: int = 10,
     ) -> None:
         """`db`: the database URL (or an Engine, whose URL is used: the worker process makes its own
-        engine with `create_db_engine(url, connect_timeout_s=..., busy_timeout_ms=...)`)."""
+        engine with `create_db_engine(url, connect_timeout_s=..., busy_timeout_ms=...)`).
+        `worker_nice`: niceness added to the database process (0: same priority as this one)."""
         self.db_url = db if isinstance(db, str) else db.url.render_as_string(hide_password=False)
         self.spool = Spool(spool_path)
         self.rejected_path = Path(f"{spool_path}.rejected")
@@ -230,10 +239,16 @@ class MetricsWriter:
             connect_timeout_s=connect_timeout_s,
             busy_timeout_ms=busy_timeout_ms,
             log_level=log.getEffectiveLevel(),
+            nice=worker_nice,
         )
-        self._queue: deque[Record] = deque()
+        self.group_size = group_size
+        self._group: list[Record] = []
+        self._queue: deque[tuple[bytes, int]] = deque()  # pickled groups of records, and their sizes
+        self._queued = 0  # records in `_queue`
         self._max_queue = max_queue
         self._live_calls: set[str] = set()
+        self._emitted = 0
+        self._dropped = 0
         self._stats = WriterStats(spool_depth=self.spool.depth)
         self._spool_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metrics-spool")
         self._worker: _WorkerProcess | None = None
@@ -250,20 +265,34 @@ class MetricsWriter:
     # -- the sessions' side -------------------------------------------------------------------
 
     def emit(self, record: Record) -> None:
-        """Queue a record. Never blocks; drops the oldest record (counted) if the queue is full."""
-        if len(self._queue) >= self._max_queue:
-            self._queue.popleft()
-            self._stats = replace(self._stats, dropped=self._stats.dropped + 1)
-        self._queue.append(record)
-        self._stats = replace(self._stats, emitted=self._stats.emitted + 1)
+        """Queue a record. Never blocks; drops the oldest records (counted) if the queue is full."""
+        if record.table == "calls":
+            self._track_live_call(record)
+        self._emitted += 1
+        self._group.append(record)
+        if len(self._group) >= self.group_size:
+            self._seal_group()
+
+    def _seal_group(self) -> None:
+        if not self._group:
+            return
+        group, self._group = self._group, []
+        self._queue.append((pickle.dumps(group, PICKLE_PROTOCOL), len(group)))
+        self._queued += len(group)
+        while self._queued > self._max_queue and len(self._queue) > 1:
+            _, count = self._queue.popleft()
+            self._queued -= count
+            self._dropped += count
 
     @property
     def stats(self) -> WriterStats:
-        return replace(self._stats, spool_depth=self.spool.depth)
+        return replace(
+            self._stats, emitted=self._emitted, dropped=self._dropped, spool_depth=self.spool.depth
+        )
 
     @property
     def pending(self) -> int:
-        return len(self._queue)
+        return self._queued + len(self._group)
 
     @property
     def worker_pid(self) -> int | None:
@@ -309,7 +338,9 @@ class MetricsWriter:
         if self._task is not None:
             self._task.cancel()
             self._task = None
+        self._group.clear()
         self._queue.clear()
+        self._queued = 0
         if self._spawning is not None:
             self._spawning.cancel()
         if self._worker is not None:
@@ -342,9 +373,10 @@ class MetricsWriter:
     async def flush(self) -> WriterStats:
         """Run one cycle now: write everything queued, or spool it if the database is unavailable."""
         async with self._cycle_lock:
+            self._seal_group()
             batch = list(self._queue)
             self._queue.clear()
-            self._track_live_calls(batch)
+            self._queued = 0
             try:
                 await self._cycle(batch)
             except BaseException:
@@ -356,7 +388,7 @@ class MetricsWriter:
             self._changed.notify_all()
         return self.stats
 
-    async def _cycle(self, batch: list[Record]) -> None:
+    async def _cycle(self, batch: list[tuple[bytes, int]]) -> None:
         await self._settle()
         worker = await self._ready_worker()
         if self._inflight is not None or worker is None:
@@ -365,14 +397,13 @@ class MetricsWriter:
             return
         if not batch and not self.spool.depth and self._stats.recovered:
             return
-        chunks = await self._pickled(batch)
         attempt = worker.submit(
             Attempt(
                 id=next(self._attempt_ids),
                 spool_end=self.spool.size,
                 recover=not self._stats.recovered,
                 live_calls=frozenset(self._live_calls),
-                chunks=chunks,
+                groups=[group for group, _ in batch],
             )
         )
         attempt.add_done_callback(_consume_exception)
@@ -400,7 +431,7 @@ class MetricsWriter:
         else:
             log.error("metrics database attempt failed (%s): spooling", result.error)
         self._unavailable()
-        await self._to_spool(batch[result.chunks_done * self.chunk_size :])
+        await self._to_spool(batch[result.groups_done :])
 
     def _unavailable(self) -> None:
         self._stats = replace(self._stats, db_failures=self._stats.db_failures + 1, db_available=False)
@@ -426,36 +457,26 @@ class MetricsWriter:
             recovered=self._stats.recovered or result.recovered,
         )
 
-    async def _pickled(self, batch: Sequence[Record]) -> list[bytes]:
-        """The batch as pickled chunks, yielding to the event loop between chunks."""
-        chunks: list[bytes] = []
-        for start in range(0, len(batch), self.chunk_size):
-            if start:
-                await asyncio.sleep(0)
-            chunks.append(pickle.dumps(list(batch[start : start + self.chunk_size]), PICKLE_PROTOCOL))
-        return chunks
-
-    async def _to_spool(self, batch: Sequence[Record]) -> None:
-        """Append to the spool: JSON encoding here in chunks (yielding), the write and fsync in a thread."""
+    async def _to_spool(self, batch: Sequence[tuple[bytes, int]]) -> None:
+        """Append groups to the spool: decoding and JSON encoding here a group at a time (yielding
+        between groups), the write and fsync in a thread."""
         if not batch:
             return
         parts: list[bytes] = []
-        for start in range(0, len(batch), self.chunk_size):
-            if start:
+        for i, (group, _) in enumerate(batch):
+            if i:
                 await asyncio.sleep(0)
-            parts.append(encode(batch[start : start + self.chunk_size]))
+            parts.append(encode(pickle.loads(group)))
+        count = sum(n for _, n in batch)
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._spool_thread, self.spool.append_encoded, b"".join(parts), len(batch))
-        self._stats = replace(self._stats, spooled=self._stats.spooled + len(batch))
+        await loop.run_in_executor(self._spool_thread, self.spool.append_encoded, b"".join(parts), count)
+        self._stats = replace(self._stats, spooled=self._stats.spooled + count)
 
-    def _track_live_calls(self, batch: Sequence[Record]) -> None:
-        for record in batch:
-            if record.table != "calls":
-                continue
-            if isinstance(record, InsertRow) and record.values.get("ended_at") is None:
-                self._live_calls.add(record.uid)
-            elif isinstance(record, UpdateRow) and record.values.get("ended_at") is not None:
-                self._live_calls.discard(record.uid)
+    def _track_live_call(self, record: Record) -> None:
+        if isinstance(record, InsertRow) and record.values.get("ended_at") is None:
+            self._live_calls.add(record.uid)
+        elif isinstance(record, UpdateRow) and record.values.get("ended_at") is not None:
+            self._live_calls.discard(record.uid)
 
     # -- the database process ------------------------------------------------------------------
 
