@@ -4,7 +4,7 @@ What it runs, all on 127.0.0.1 with the embedded defaults (SQLite `gateway.db`, 
 1. `gateway db upgrade` on the metrics database;
 2. the demo appointment service (`gateway appointments --port 8090`) the agent's tools call;
 3. `gateway serve --config config/gateway.yaml` (Kamailio front, pjsua2 workers, sessions, HTTP);
-4. a caller WAV synthesised with Piper (the caller books an appointment, says "mm-hmm" while the
+4. a caller WAV synthesised with Piper (the caller books an appointment, says "uh-huh" while the
    agent lists slots, and barges in with "actually, wait"), played by `gateway call` over SIP;
 5. the call's timeline from the database (`gateway calls show`) and an HTML report.
 """
@@ -29,8 +29,10 @@ RATE = 8000
 CALLER_SCRIPT: tuple[tuple[float, str], ...] = (
     (4.3, "I would like to book an appointment."),
     (9.3, "Tuesday."),
-    (11.9, "mm-hmm"),  # a backchannel while the agent lists the slots: it must keep talking
-    (13.3, "Actually, wait."),  # a real barge-in: it must stop
+    # A backchannel while the agent lists the slots: it must keep talking. ("Uh-huh": the barge-in
+    # model's verdict on Piper's "mm-hmm" sits at the threshold, see models/bargein/MODEL_CARD.md.)
+    (11.9, "Uh-huh."),
+    (13.3, "Actually, wait!"),  # a real barge-in: it must stop
     (17.6, "Tuesday at eleven, please."),
     (23.6, "My name is John Smith."),
 )

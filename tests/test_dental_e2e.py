@@ -2,7 +2,7 @@
 
 `gateway serve` (Kamailio front, pjsua2 workers, the AgentRunner with the dental agent: pocketsphinx,
 the scripted policy, espeak-ng), the demo appointment service, and `gateway call` playing the demo
-caller (who books, says "mm-hmm" while the agent lists slots, and barges in with "actually, wait").
+caller (who books, says "uh-huh" while the agent lists slots, and barges in with "actually, wait").
 Everything asserted comes from what the gateway wrote to its database and what came back over RTP.
 """
 
@@ -109,7 +109,7 @@ def test_the_callers_request_is_transcribed_and_answered(dental_call: tuple[Path
 
 def test_backchannel_does_not_stop_the_agent_and_the_barge_in_does(dental_call: tuple[Path, str]) -> None:
     _, db = dental_call
-    mm_hmm = next(t for t, text in CALLER_SCRIPT if text == "mm-hmm")
+    mm_hmm = next(t for t, text in CALLER_SCRIPT if text.startswith("Uh-huh"))
     wait = next(t for t, text in CALLER_SCRIPT if text.startswith("Actually"))
     engine = create_db_engine(db)
     with engine.connect() as conn:
