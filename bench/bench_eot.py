@@ -380,11 +380,12 @@ def plot(results: dict[str, list[tuple[str, float, dict[str, float], Outcome]]],
     styles = {"vad": "o-", "model (audio)": "s-", "model (+words)": "^-", "binary": "x--", "binary +w": "+--"}
     for name, rows in results.items():
         for ax, key in zip(axes, ("median_ms", "p95_ms"), strict=True):
-            xs = [r[key] for _, _, r, _ in rows]
-            ys = [r["cutoff"] * 100 for _, _, r, _ in rows]
+            ordered = sorted(rows, key=lambda row, key=key: row[2][key])  # a curve from left to right
+            xs = [r[key] for _, _, r, _ in ordered]
+            ys = [r["cutoff"] * 100 for _, _, r, _ in ordered]
             ax.plot(xs, ys, styles.get(name, ".-"), label=name)
             if name in ("vad", "model (audio)"):
-                for (setting, _, _r, _), x, y in zip(rows, xs, ys, strict=True):
+                for (setting, _, _r, _), x, y in zip(ordered, xs, ys, strict=True):
                     ax.annotate(setting, (x, y), fontsize=6, alpha=0.7)
     for ax, key in zip(axes, ("median", "p95"), strict=True):
         ax.axhline(5, color="grey", lw=0.8, ls=":")
@@ -392,6 +393,7 @@ def plot(results: dict[str, list[tuple[str, float, dict[str, float], Outcome]]],
         ax.set_xlabel(f"{key} end-of-turn latency after the last word (ms)")
         ax.set_ylabel("cut-offs in hesitation pauses (%)")
         ax.set_yscale("symlog", linthresh=1)
+        ax.set_ylim(0, 110)
         ax.grid(alpha=0.3)
     axes[0].legend()
     fig.suptitle("End of turn on held-out voices: model vs VAD silence timers")
