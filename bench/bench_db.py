@@ -9,12 +9,15 @@
    percentiles with and without the writer, and their ratio (baseline = no writer, same run). The
    writer's database work runs in its own process (gateway.metrics.dbworker); this process only pickles
    batches and writes them to a pipe. `--runs N` repeats the three timing runs N times, interleaved.
+   The last column counts this process's garbage collections during the run and the longest one: a
+   full collection over a big heap is a tick's worth of lateness, whoever made the garbage.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import secrets
 import statistics
 import tempfile
@@ -103,8 +106,32 @@ async def insert_rate(url: str, n: int, spool_dir: Path) -> tuple[float, float]:
     return n / elapsed, elapsed
 
 
-async def frame_timing(url: str | None, seconds: float, rate: int, spool_dir: Path) -> list[float]:
-    """Tick lateness (ms) of a 20 ms loop; with `url`, sessions emit `rate` events/s to a live writer."""
+class GcPauses:
+    """Garbage collections in this process while it is active: how many, and the longest (ms)."""
+
+    def __init__(self) -> None:
+        self.pauses: list[float] = []
+        self._start = 0.0
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.pauses.append((time.perf_counter() - self._start) * 1000.0)
+
+    def __enter__(self) -> GcPauses:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+
+async def frame_timing(
+    url: str | None, seconds: float, rate: int, spool_dir: Path
+) -> tuple[list[float], list[float]]:
+    """Tick lateness (ms) of a 20 ms loop, and the GC pauses (ms) meanwhile; with `url`, sessions emit
+    `rate` events/s to a live writer."""
     writer = None
     call = _call()
     if url:
@@ -115,19 +142,20 @@ async def frame_timing(url: str | None, seconds: float, rate: int, spool_dir: Pa
     lateness: list[float] = []
     start = time.perf_counter()
     ticks = int(seconds / TICK_S)
-    for k in range(1, ticks + 1):
-        due = start + k * TICK_S
-        await asyncio.sleep(max(0.0, due - time.perf_counter()))
-        lateness.append((time.perf_counter() - due) * 1000.0)
-        if writer:
-            for i in range(per_tick):
-                writer.emit(_event(call, k * per_tick + i))
+    with GcPauses() as gc_pauses:
+        for k in range(1, ticks + 1):
+            due = start + k * TICK_S
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            lateness.append((time.perf_counter() - due) * 1000.0)
+            if writer:
+                for i in range(per_tick):
+                    writer.emit(_event(call, k * per_tick + i))
     if writer:
         await writer.stop()
         stats = writer.stats
         assert stats.spooled == 0 and stats.worker_restarts == 0, stats
         assert stats.written == stats.emitted, stats
-    return lateness
+    return lateness, gc_pauses.pauses
 
 
 def pct(values: list[float], p: float) -> float:
@@ -171,12 +199,11 @@ async def main() -> None:
 
         rows = []
         for run in range(1, args.runs + 1):
-            baseline = await frame_timing(None, args.seconds, args.rate, spool_dir)
-            runs = {"no writer (baseline)": baseline}
+            runs = {"no writer (baseline)": await frame_timing(None, args.seconds, args.rate, spool_dir)}
             for name, url in urls.items():
                 runs[f"writer -> {name}"] = await frame_timing(url, args.seconds, args.rate, spool_dir)
-            base_p99 = pct(baseline, 99)
-            for name, lat in runs.items():
+            base_p99 = pct(runs["no writer (baseline)"][0], 99)
+            for name, (lat, pauses) in runs.items():
                 rows.append(
                     [
                         *([str(run)] if args.runs > 1 else []),
@@ -186,11 +213,21 @@ async def main() -> None:
                         f"{pct(lat, 99):.2f}",
                         f"{max(lat):.2f}",
                         f"{pct(lat, 99) / base_p99:.2f}" if base_p99 > 0 else "-",
+                        f"{len(pauses)} / {max(pauses, default=0.0):.1f}",
                     ]
                 )
         table(
             f"20 ms tick lateness (ms) over {args.seconds:.0f} s, {args.rate} events/s, 0.5 s batches",
-            [*(["#"] if args.runs > 1 else []), "run", "p50", "p95", "p99", "max", "p99 ratio"],
+            [
+                *(["#"] if args.runs > 1 else []),
+                "run",
+                "p50",
+                "p95",
+                "p99",
+                "max",
+                "p99 ratio",
+                "GCs / longest ms",
+            ],
             rows,
         )
 
