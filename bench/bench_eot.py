@@ -26,6 +26,7 @@ speech end, time, words), which changes nothing in the decisions. A few calls ar
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import sys
 import time
@@ -366,6 +367,10 @@ def crosscheck(calls: list[Call], detector: BenchDetector, silero: SileroModel) 
     print(f"Replayer cross-check: {same}/{len(calls)} calls with identical end_of_turn times")
 
 
+def _x_of(key: str, row: tuple[str, float, dict[str, float], Outcome]) -> float:
+    return row[2][key]
+
+
 def plot(results: dict[str, list[tuple[str, float, dict[str, float], Outcome]]], path: Path) -> None:
     try:
         import matplotlib
@@ -380,7 +385,7 @@ def plot(results: dict[str, list[tuple[str, float, dict[str, float], Outcome]]],
     styles = {"vad": "o-", "model (audio)": "s-", "model (+words)": "^-", "binary": "x--", "binary +w": "+--"}
     for name, rows in results.items():
         for ax, key in zip(axes, ("median_ms", "p95_ms"), strict=True):
-            ordered = sorted(rows, key=lambda row, key=key: row[2][key])  # a curve from left to right
+            ordered = sorted(rows, key=functools.partial(_x_of, key))  # a curve from left to right
             xs = [r[key] for _, _, r, _ in ordered]
             ys = [r["cutoff"] * 100 for _, _, r, _ in ordered]
             ax.plot(xs, ys, styles.get(name, ".-"), label=name)
