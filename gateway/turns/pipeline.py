@@ -67,6 +67,9 @@ class TurnPipeline:
         )
         self.echo_gate = EchoGate()
         self._eot: EndOfTurnStream | None = end_of_turn.open_stream() if end_of_turn else None
+        self._eot_feed = (
+            _RateAdapter(self.sample_rate, end_of_turn.sample_rate) if end_of_turn is not None else None
+        )
         self._clock = clock
         self._t = 0.0
         self._last_bargein_query = -1.0
@@ -112,8 +115,9 @@ class TurnPipeline:
         if self._bargein is not None and self._bargein_feed is not None:
             for caller_frame, agent_frame in self._bargein_feed.push(caller, agent):
                 self._bargein.push(caller_frame, agent_frame)
-        if self._eot is not None:
-            self._eot.push(caller)
+        if self._eot is not None and self._eot_feed is not None:
+            for caller_frame, _ in self._eot_feed.push(caller, agent):
+                self._eot.push(caller_frame)
         self.echo_gate.update(self._t + len(caller) / self.sample_rate, caller, agent)
         for chunk in self.vad.push(caller) if vad_chunks is None else vad_chunks:
             if chunk.probability > 0.0 and self.echo_gate.explains(chunk.start, chunk.end):
