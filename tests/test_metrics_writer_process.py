@@ -28,3 +28,16 @@ async def test_a_worker_that_cannot_start_means_spooling(tmp_path: Path) -> None
     assert not stats.db_available and stats.db_failures >= 2
     assert [line for line in spool.read_text().splitlines() if '"call_id":"c' in line] != []
     assert len(spool.read_text().splitlines()) == 3
+
+
+def test_a_full_queue_drops_the_oldest_groups(tmp_path: Path) -> None:
+    """Emits are grouped and pickled as they come; past `max_queue` the oldest groups go (counted)."""
+    writer = MetricsWriter(
+        f"sqlite:///{tmp_path / 'm.db'}", tmp_path / "s.jsonl", max_queue=100, group_size=10
+    )
+    for i in range(250):
+        writer.emit(InsertRow("calls", {"call_id": f"c{i}", "edge": "sip", "agent": "a", "started_at": T0}))
+    stats = writer.stats
+    assert stats.emitted == 250
+    assert writer.pending == 100 and stats.dropped == 150
+    assert writer.worker_pid is None  # no process until the first cycle

@@ -1,6 +1,7 @@
 """Blocking database work of the writer: apply records idempotently, close calls left open by a crash.
 
-Everything here runs in the writer's DB thread with a SQLAlchemy Connection; nothing touches asyncio.
+Everything here runs in the writer's database process (`gateway.metrics.dbworker`) with a SQLAlchemy
+Connection; nothing touches asyncio.
 """
 
 from __future__ import annotations
