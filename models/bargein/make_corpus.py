@@ -14,6 +14,7 @@ same whatever the worker count, and re-running it reproduces it bit for bit.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import multiprocessing as mp
 import sys
@@ -23,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import soundfile as sf
+import soxr
 from tqdm import tqdm
 
 from gateway.turns.bargein_features import logmel
@@ -36,11 +38,32 @@ CLASSES = ("interruption", "backchannel", "noise", "echo")
 OUT = Path(__file__).parent / "corpus"
 # Share of training interruptions/backchannels that are generated utterances (see phrases.py).
 GENERATED_SHARE = 0.5
-SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
+SPLIT_IDS = {"train": 0, "val": 1, "test": 2, "train_piper": 3}
 DEFAULT_COUNTS = {
     "train": {"interruption": 4000, "backchannel": 4000, "noise": 2400, "echo": 1200},
     "val": {"interruption": 240, "backchannel": 200, "noise": 160, "echo": 80},
+    # Extra training clips whose caller speaks with the Piper voice (`piper_render.py` first; training
+    # split voices for the agent, phrases from the training lists): `train.py --extra train_piper`.
+    "train_piper": {"interruption": 1000, "backchannel": 1000, "noise": 0, "echo": 0},
 }
+PIPER_RENDERS = OUT / "piper_train.npz"
+
+
+@functools.lru_cache(maxsize=1)
+def piper_renders() -> dict[str, np.ndarray]:
+    d = np.load(PIPER_RENDERS)
+    return {k: d[k] for k in d.files}
+
+
+def piper_speech(rng: np.random.Generator, cls: int) -> tuple[np.ndarray, dict[str, Any]]:
+    """A Piper render of a training phrase of class `cls`, sped up/slowed down by 0.9-1.1 (pitch too)."""
+    d = piper_renders()
+    k = int(rng.choice(np.nonzero(d["cls"] == cls)[0]))
+    x = d["audio"][d["offsets"][k] : d["offsets"][k + 1]]
+    factor = float(rng.uniform(0.9, 1.1))
+    x = np.asarray(soxr.resample(x, SR * factor, SR), dtype=np.float32)
+    meta = {"text": str(d["text"][k]), "voice": "piper:en_US-joe-medium"}
+    return x, meta | {"length_scale": float(d["length_scale"][k]), "speed": round(factor, 3)}
 
 
 @dataclass(frozen=True)
@@ -73,7 +96,11 @@ def agent_track(rng: np.random.Generator, split: Split, n: int, speaking_at: flo
     return out * rng.uniform(0.5, 1.0), voice
 
 
-def caller_event(rng: np.random.Generator, split: Split, cls: int) -> tuple[np.ndarray, dict[str, Any]]:
+def caller_event(
+    rng: np.random.Generator, split: Split, cls: int, piper: bool = False
+) -> tuple[np.ndarray, dict[str, Any]]:
+    if cls in (0, 1) and piper:
+        return piper_speech(rng, cls)
     if cls in (0, 1):
         phrases = split.interruptions if cls == 0 else split.backchannels
         text, lang = phrases[int(rng.integers(0, len(phrases)))]
@@ -94,12 +121,12 @@ def caller_event(rng: np.random.Generator, split: Split, cls: int) -> tuple[np.n
 
 
 def make_clip(split_name: str, index: int, cls: int, seed: int) -> Clip:
-    split = SPLITS[split_name]
+    split = SPLITS["train" if split_name == "train_piper" else split_name]
     rng = np.random.default_rng(np.random.SeedSequence([seed, SPLIT_IDS[split_name], index]))
     n = int(CLIP_S * SR)
     onset = float(rng.uniform(0.7, 1.15))
     agent, agent_voice = agent_track(rng, split, n, onset)
-    event, meta = caller_event(rng, split, cls)
+    event, meta = caller_event(rng, split, cls, piper=split_name == "train_piper")
     caller = np.zeros(n, dtype=np.float32)
     i = int(onset * SR)
     m = min(n - i, len(event))
@@ -166,7 +193,7 @@ def build(split: str, counts: dict[str, int], seed: int, workers: int, wav_examp
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seed", type=int, default=20240607)
-    ap.add_argument("--splits", nargs="+", default=["train", "val"])
+    ap.add_argument("--splits", nargs="+", default=["train", "val"], choices=sorted(DEFAULT_COUNTS))
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument(
         "--scale", type=float, default=1.0, help="multiply every class count (e.g. 0.1 for a smoke run)"
@@ -174,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--wav-examples", type=int, default=8, help="also write this many clips as stereo WAVs")
     args = ap.parse_args(argv)
     for split in args.splits:
-        counts = {k: max(1, int(v * args.scale)) for k, v in DEFAULT_COUNTS[split].items()}
+        counts = {k: max(1, int(v * args.scale)) if v else 0 for k, v in DEFAULT_COUNTS[split].items()}
         path = build(split, counts, args.seed, args.workers, args.wav_examples)
         print(f"{split}: {sum(counts.values())} clips -> {path}", file=sys.stderr)
     return 0

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from gateway.turns.bargein_features import N_MELS
+from gateway.turns.bargein_features import ENERGY_FLOOR, N_MELS
 
 HERE = Path(__file__).parent
 CORPUS = HERE / "corpus"
@@ -155,6 +155,45 @@ def predict(model: BargeInNet, data: dict[str, np.ndarray], n_frames: int, batch
     return np.concatenate(out)
 
 
+SILENCE = float(np.log(ENERGY_FLOOR))
+
+
+def augment_agent(
+    a: torch.Tensor,
+    data: dict[str, np.ndarray],
+    idx: np.ndarray,
+    n_frames: int,
+    rng: np.random.Generator,
+    args: argparse.Namespace,
+) -> torch.Tensor:
+    """Loosen the caller's verdict from the agent's timing: for clips where the caller makes a sound, shift
+    the agent playout in time or replace it (by silence, or by another clip's agent speech). The caller line
+    still carries the original echo, so echo-only clips (class 3) keep their true playout: those teach what
+    the agent input is for."""
+    a = a.clone()
+    cls = data["cls"][idx]
+    event = np.nonzero(cls != 3)[0]
+    max_shift = int(args.agent_shift_s / FRAME_S)
+    drop = rng.random(len(event)) < args.agent_drop
+    shift = rng.random(len(event)) < args.agent_shift
+    for j, d, sh in zip(event, drop, shift, strict=True):
+        if d:
+            if rng.random() < 0.5:
+                a[j] = SILENCE
+            else:
+                k = int(rng.integers(0, len(data["cls"])))
+                a[j] = torch.from_numpy(data["agent"][k, :n_frames].astype(np.float32))
+        elif sh:
+            s = int(rng.integers(-max_shift, max_shift + 1))
+            if s > 0:
+                a[j, s:] = a[j, :-s].clone()
+                a[j, :s] = SILENCE
+            elif s < 0:
+                a[j, :s] = a[j, -s:].clone()
+                a[j, s:] = SILENCE
+    return a
+
+
 def export(model: BargeInNet, path: Path) -> None:
     model.eval()
     c = torch.zeros(2, CONTEXT + STRIDE * 5, N_MELS)
@@ -193,19 +232,44 @@ def main(argv: list[str] | None = None) -> int:
         help="share of clips with warped caller bands (off in the committed model)",
     )
     ap.add_argument("--freq-mask", type=float, default=0.5, help="share of clips with masked mel bands")
+    ap.add_argument(
+        "--agent-shift",
+        type=float,
+        default=0.3,
+        help="share of caller-event clips whose agent playout is shifted by up to --agent-shift-s",
+    )
+    ap.add_argument("--agent-shift-s", type=float, default=0.8, help="largest agent shift, seconds")
+    ap.add_argument(
+        "--agent-drop",
+        type=float,
+        default=0.3,
+        help="share of caller-event clips whose agent playout is replaced (half silence, half other speech)",
+    )
+    ap.add_argument("--time-mask", type=float, default=0.0, help="share of clips with 1-2 caller time masks")
+    ap.add_argument("--tilt", type=float, default=0.0, help="caller spectral tilt, log units edge to edge")
+    ap.add_argument("--echo-weight", type=float, default=1.0, help="loss weight of echo-only clips")
+    ap.add_argument("--gain", type=float, default=1.0, help="caller gain jitter, +- log units")
     ap.add_argument("--channels", type=int, default=64)
     ap.add_argument("--hidden", type=int, default=64)
+    ap.add_argument(
+        "--extra", nargs="*", default=[], help="more training splits, e.g. train_piper (make_corpus --splits)"
+    )
     ap.add_argument("--out", type=Path, default=HERE / "bargein.onnx")
+    ap.add_argument("--metrics", type=Path, default=HERE / "train_metrics.json")
     args = ap.parse_args(argv)
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)
 
     train, val = load("train"), load("val")
+    for name in args.extra:
+        more = load(name)
+        train = {k: np.concatenate([v, more[k]]) for k, v in train.items()}
     n_frames = CONTEXT + STRIDE * ((train["caller"].shape[1] - CONTEXT) // STRIDE)
     n_steps = (n_frames - CONTEXT) // STRIDE
     y_tr, w_tr = targets(train, n_steps)
     y_va, w_va = targets(val, n_steps)
+    w_tr[train["cls"] == 3] *= args.echo_weight
 
     model = BargeInNet(channels=args.channels, hidden=args.hidden)
     feats = (
@@ -234,7 +298,21 @@ def main(argv: list[str] | None = None) -> int:
             c = torch.from_numpy(train["caller"][idx, :n_frames].astype(np.float32))
             a = torch.from_numpy(train["agent"][idx, :n_frames].astype(np.float32))
             # Gain jitter on the caller line (log-mel: an additive constant), as a level-independence prior.
-            c = c + torch.from_numpy(rng.uniform(-1.0, 1.0, (len(idx), 1, 1)).astype(np.float32))
+            c = c + torch.from_numpy(rng.uniform(-args.gain, args.gain, (len(idx), 1, 1)).astype(np.float32))
+            # (Like --vtlp, the augmentations below draw nothing when off: the committed recipe's random
+            # stream does not depend on them.)
+            if args.agent_shift > 0 or args.agent_drop > 0:
+                a = augment_agent(a, train, idx, n_frames, rng, args)
+            if args.tilt > 0:
+                slope = rng.uniform(-args.tilt, args.tilt, (len(idx), 1, 1)).astype(np.float32)
+                ramp = (np.arange(N_MELS, dtype=np.float32) / (N_MELS - 1) - 0.5)[None, None, :]
+                c = c + torch.from_numpy(slope * ramp)
+            if args.time_mask > 0:
+                for j in np.nonzero(rng.random(len(idx)) < args.time_mask)[0]:
+                    for _ in range(int(rng.integers(1, 3))):
+                        w = int(rng.integers(4, 13))
+                        lo = int(rng.integers(0, n_frames - w))
+                        c[j, lo : lo + w] = model.mean[:N_MELS]
             # Vocal-tract-length perturbation in the mel domain: stretch the caller's bands by 0.88-1.12
             # (voices the corpus does not have), by linear interpolation along the band axis.
             # (Not drawn at all when off, so the committed model's random stream is unchanged.)
@@ -299,10 +377,15 @@ def main(argv: list[str] | None = None) -> int:
     export(model, args.out)
     p_va = predict(model, val, n_frames)
     thresholds = {f"{t:.2f}": decisions(p_va, val, t) for t in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)}
-    (HERE / "train_metrics.json").write_text(
+    args.metrics.write_text(
         json.dumps(
             {
                 "params": n_params,
+                "args": {
+                    k: str(v) if isinstance(v, Path) else v
+                    for k, v in vars(args).items()
+                    if k != "out" and k != "metrics"
+                },
                 "selected_epoch_val": best[1],
                 "calibrated_threshold_shift": th,
                 "val_at_threshold": thresholds,
