@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 from sip_fixtures import SPEECH_RMS, caller_wav, gateway_call, gateway_serve, wav_activity
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(shutil.which("kamailio") is None, reason="kamailio"),
-]
+pytestmark = [pytest.mark.slow]
 
 
 def test_g722_call_with_bargein_and_dtmf(tmp_path: Path) -> None:

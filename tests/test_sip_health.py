@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -97,7 +96,6 @@ def get(url: str) -> tuple[int, str]:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("kamailio") is None, reason="kamailio")
 def test_serve_reports_sip_health_and_gauges(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'gw.db'}"
     up = subprocess.run(

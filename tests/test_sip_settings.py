@@ -95,7 +95,6 @@ def test_serve_refuses_an_rtp_range_too_narrow(tmp_path: Path) -> None:
 
 
 def test_worker_options_and_account_config() -> None:
-    pytest.importorskip("pjsua2")
     import pjsua2 as pj
 
     from gateway.edges.sip.endpoint import account_config
@@ -145,7 +144,6 @@ def bare_worker(*args: str) -> Iterator[int]:
 
 
 def test_sdp_advertises_the_media_address_and_session_timers_apply() -> None:
-    pytest.importorskip("pjsua2")
     args = ["--media-address", "192.0.2.10", "--rtp-port", "31000", "--rtp-port-range", "20"]
     with bare_worker(*args, "--session-timer", "required", "--session-expires", "600") as port:
         raw = RawSip()

@@ -65,7 +65,8 @@ def test_wire_roundtrip() -> None:
 
 
 def test_fast_bytevector_read_matches_slow_path() -> None:
-    pj = pytest.importorskip("pjsua2")
+    import pjsua2 as pj
+
     assert fast_read_works()
     vec = pj.ByteVector(bytes(range(200)))
     assert read_fast(vec) == read_slow(vec) == bytes(range(200))

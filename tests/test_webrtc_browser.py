@@ -16,7 +16,7 @@ from statistics import median
 import numpy as np
 import pytest
 from audio_fixtures import espeak, place
-from browser_fixtures import CHROMIUM, Chromium
+from browser_fixtures import Chromium
 from session_fixtures import dental_agent_yaml
 from sqlalchemy import select
 
@@ -32,7 +32,7 @@ WAV_RATE = 48000
 SPEECH_AT = 4.5  # s into the caller's WAV: the barge-in
 AGENT = dental_agent_yaml("browser-test", "tts: {provider: espeak-ng}\n")
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed")]
+pytestmark = [pytest.mark.slow]  # chromium comes from scripts/apt-packages.txt
 
 
 def write_wav(path: Path, pcm: np.ndarray, rate: int) -> None:
