@@ -32,6 +32,8 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from gateway.audio.melbank import mel_filterbank
+
 SAMPLE_RATE = 8000
 HOP = 80  # 10 ms
 WIN = 200  # 25 ms
@@ -89,27 +91,9 @@ double triple
 DIGIT_WORDS: frozenset[str] = frozenset(_DIGITS.split())
 
 
-def _hz_to_mel(f: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    return 2595.0 * np.log10(1.0 + f / 700.0)
-
-
-def _mel_to_hz(m: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
-
-
-@functools.cache
 def mel_matrix() -> FloatArray:
     """[NFFT // 2 + 1, N_MELS] triangular filterbank over the telephone band."""
-    n_bins = NFFT // 2 + 1
-    freqs = np.linspace(0.0, SAMPLE_RATE / 2, n_bins)
-    edges = _mel_to_hz(np.linspace(_hz_to_mel(np.array(FMIN)), _hz_to_mel(np.array(FMAX)), N_MELS + 2))
-    fb = np.zeros((n_bins, N_MELS), dtype=np.float64)
-    for j in range(N_MELS):
-        lo, mid, hi = edges[j], edges[j + 1], edges[j + 2]
-        up = (freqs - lo) / (mid - lo)
-        down = (hi - freqs) / (hi - mid)
-        fb[:, j] = np.clip(np.minimum(up, down), 0.0, None)
-    return fb.astype(np.float32)
+    return mel_filterbank(SAMPLE_RATE, NFFT, N_MELS, FMIN, FMAX)
 
 
 @functools.cache
