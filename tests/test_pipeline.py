@@ -10,7 +10,7 @@ from audio_fixtures import espeak, place
 
 from gateway.audio.frames import iter_frames
 from gateway.turns.detectors import DetectorError, Pcm
-from gateway.turns.echo_gate import EchoGate
+from gateway.turns.echo_gate import EchoGate, frame_db
 from gateway.turns.events import DetectorFallback, Event, Interruption
 from gateway.turns.options import BackchannelBoundary, InterruptionOptions, TurnHandlingOptions
 from gateway.turns.pipeline import TurnPipeline
@@ -175,9 +175,54 @@ def test_echo_gate_tells_echo_from_double_talk() -> None:
         gate2.update((i + 1) * 0.02, m, a)
         for i, (m, a) in enumerate(zip(iter_frames(mixed, RATE), iter_frames(agent, RATE), strict=True))
     ]
-    from gateway.turns.echo_gate import frame_db
-
     spoken = [frame_db(f) > -30 for f in iter_frames(place(1.0, [(0.2, talk)]), RATE)]
     assert sum(spoken) >= 5
     assert not any(f for f, s in zip(flags, spoken, strict=True) if s)  # the caller's own word is never echo
     assert not EchoGate().update(0.02, echo[:160], np.zeros(160, dtype=np.int16))  # agent silent: no gating
+
+
+def test_echo_gate_learns_a_loud_echo_path_and_still_hears_the_caller() -> None:
+    """A hybrid returning the agent only ~9 dB down at 40 ms: past the fixed 20 dB margin, so the gate
+    must learn the path from the line itself; the caller talking over the echo still passes."""
+    agent = np.concatenate(
+        [espeak("We have openings on Tuesday and Friday."), espeak("Please bring your insurance card.")]
+    )
+    delay = int(0.04 * RATE)
+    echo = np.zeros_like(agent, dtype=np.float32)
+    echo[delay:] = agent[:-delay].astype(np.float32) * 0.35  # -9 dB
+    n_frames = len(agent) // 160
+    learn = n_frames * 2 // 3
+    talk = espeak("wait, I have a question", voice="en-gb")
+    line = echo.copy()
+    at = learn * 160
+    line[at : at + len(talk)] += talk[: len(line) - at].astype(np.float32)
+    line16 = np.clip(line, -32768, 32767).astype(np.int16)
+
+    def run(gate: EchoGate, caller: np.ndarray) -> list[bool]:
+        return [
+            gate.update((i + 1) * 0.02, caller[i * 160 : (i + 1) * 160], agent[i * 160 : (i + 1) * 160])
+            for i in range(n_frames)
+        ]
+
+    fixed = run(EchoGate(margin_db=20.0, min_correlation=2.0), echo.astype(np.int16))  # never learns
+    gate = EchoGate()
+    learned = run(gate, echo.astype(np.int16))
+    audible = [frame_db(agent[i * 160 : (i + 1) * 160]) > -40 for i in range(n_frames)]
+    late = [k for k in range(n_frames // 3, n_frames) if audible[k]]
+    assert np.mean([fixed[k] for k in late]) < 0.5  # the fixed margin lets most of this echo through
+    assert np.mean([learned[k] for k in late]) > 0.9
+    assert gate.echo_path is not None and gate.echo_path[0] in (1, 2, 3) and 6 < gate.echo_path[1] < 14
+
+    flags = run(EchoGate(), line16)
+
+    def level(x: np.ndarray, k: int) -> float:
+        return frame_db(x[k * 160 : (k + 1) * 160])
+
+    # double talk: caller frames at most 2 dB below the loudest agent audio that can echo into them
+    spoken = [
+        k
+        for k in range(learn, min(n_frames, learn + len(talk) // 160))
+        if level(talk, k - learn) > max(-40.0, *(level(agent, j) for j in range(k - 3, k + 1))) - 2
+    ]
+    assert len(spoken) >= 5
+    assert not any(flags[k] for k in spoken)  # the caller's own words are never taken for echo

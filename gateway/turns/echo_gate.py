@@ -8,6 +8,14 @@ agent is audible, caller audio quieter than the loudest agent audio of the last 
 more than `margin_db` is taken as echo. The VAD probability of chunks made only of such frames is
 zeroed before segmentation; double talk (the caller at least nearly as loud as the echo source)
 passes untouched. Detectors still receive the raw audio.
+
+A fixed margin cannot serve every line: some hybrids return the agent only 6-12 dB down, and then
+the echo is louder than the margin allows. So the gate also learns the line's echo path: every
+second it correlates the caller line's frame levels with the agent's at lags of 0-300 ms over the
+last 20 s of agent speech; when one lag explains the caller line well (the line is mostly echo), the
+median level difference at that lag is the echo return loss, and a frame is echo as well when it is
+no louder than the agent's level at that lag minus the return loss plus `echo_margin_db`. Caller
+speech on top of the echo is louder than that and passes.
 """
 
 from __future__ import annotations
@@ -21,6 +29,13 @@ from gateway.turns.detectors import Pcm
 FRAME_SECONDS = 0.02
 # Below this level (dBFS) the agent is not audible and nothing is gated.
 AGENT_AUDIBLE_DB = -55.0
+# Echo-path estimate: lags 0-300 ms, over the agent-active frames of the last 20 s (at least 0.8 s
+# of them), every second.
+MAX_LAG_FRAMES = 15
+ESTIMATE_WINDOW = 20.0
+ESTIMATE_EVERY = 50
+ACTIVE_DB = -45.0
+MIN_ACTIVE_FRAMES = 40
 
 
 def frame_db(frame: Pcm) -> float:
@@ -29,20 +44,71 @@ def frame_db(frame: Pcm) -> float:
 
 
 class EchoGate:
-    def __init__(self, *, margin_db: float = 20.0, tail: float = 0.3, history: float = 1.0) -> None:
+    def __init__(
+        self,
+        *,
+        margin_db: float = 20.0,
+        tail: float = 0.3,
+        history: float = 1.0,
+        echo_margin_db: float = 6.0,
+        min_correlation: float = 0.6,
+    ) -> None:
         self.margin_db = margin_db
+        self.echo_margin_db = echo_margin_db
+        self.min_correlation = min_correlation
         self._tail_frames = max(1, round(tail / FRAME_SECONDS))
         self._agent_db: deque[float] = deque(maxlen=self._tail_frames)
         # (frame end time, echo-explained) for the last `history` seconds
         self._frames: deque[tuple[float, bool]] = deque(maxlen=max(2, round(history / FRAME_SECONDS)))
+        # frame levels for the echo-path estimate: the last ESTIMATE_WINDOW seconds
+        n = round(ESTIMATE_WINDOW / FRAME_SECONDS) + MAX_LAG_FRAMES
+        self._agent_levels: deque[float] = deque(maxlen=n)
+        self._caller_levels: deque[float] = deque(maxlen=n)
+        self._since_estimate = 0
+        self.echo_path: tuple[int, float] | None = None  # (lag in frames, return loss dB)
 
     def update(self, t_end: float, caller: Pcm, agent: Pcm) -> bool:
         """Record one frame; returns whether its caller audio is explained by echo."""
-        self._agent_db.append(frame_db(agent))
+        agent_db, caller_db = frame_db(agent), frame_db(caller)
+        self._agent_db.append(agent_db)
+        self._agent_levels.append(agent_db)
+        self._caller_levels.append(caller_db)
+        self._since_estimate += 1
+        if self._since_estimate >= ESTIMATE_EVERY:
+            self._since_estimate = 0
+            self._estimate()
         loudest = max(self._agent_db)
-        explained = loudest > AGENT_AUDIBLE_DB and frame_db(caller) < loudest - self.margin_db
+        explained = loudest > AGENT_AUDIBLE_DB and caller_db < loudest - self.margin_db
+        if not explained and self.echo_path is not None:
+            lag, loss = self.echo_path
+            levels = list(self._agent_levels)
+            near = levels[max(0, len(levels) - 2 - lag) : len(levels) - lag + 1] if lag < len(levels) else []
+            source = max(near, default=-100.0)
+            explained = source > AGENT_AUDIBLE_DB and caller_db < source - loss + self.echo_margin_db
         self._frames.append((t_end, explained))
         return explained
+
+    def _estimate(self) -> None:
+        """Find the lag at which the agent's levels explain the caller line's, and its return loss."""
+        agent = np.asarray(self._agent_levels)
+        caller = np.asarray(self._caller_levels)
+        if len(agent) <= MAX_LAG_FRAMES:
+            return
+        best: tuple[float, int, float] | None = None
+        for lag in range(MAX_LAG_FRAMES + 1):
+            a = agent[MAX_LAG_FRAMES - lag : len(agent) - lag]
+            c = caller[MAX_LAG_FRAMES:]
+            active = a > ACTIVE_DB
+            if active.sum() < MIN_ACTIVE_FRAMES:
+                return
+            a, c = a[active], c[active]
+            if a.std() < 1.0 or c.std() < 1.0:
+                continue
+            r = float(np.corrcoef(a, c)[0, 1])
+            if best is None or r > best[0]:
+                best = (r, lag, float(np.median(a - c)))
+        if best is not None and best[0] >= self.min_correlation:
+            self.echo_path = (best[1], best[2])
 
     def explains(self, start: float, end: float) -> bool:
         """True when every frame overlapping [start, end) was echo-explained."""
