@@ -7,6 +7,9 @@ point the recipe stores the model's audio window around the speech end as the ru
 (`gateway.turns.eot_features.window_features`), with the speech end moved by a random -60…+150 ms
 (VAD places the end of the last voiced chunk near, not at, the end of the voice), twice per point.
 
+Splits: `train` and `extra` (training: the first recipe's turns, and more short answers, questions
+and intonation systems, see `models.eot.phrases`), `val` (held-out voices and phrases).
+
 Output (git-ignored): `models/eot/corpus/{split}.npz` with `audio` (float16 [N, N_FRAMES, N_AUDIO]),
 `label` (1 = finished), `pause` (s; inf when finished), `family`, `flat`, and `{split}.jsonl` with the
 words and recipe of every point. Turn `i` of a split comes from `SeedSequence([seed, split_id, i])`
@@ -26,12 +29,12 @@ import numpy as np
 from tqdm import tqdm
 
 from gateway.turns.eot_features import window_features
-from models.eot.phrases import FAMILIES, TEMPLATES, VOICES, draw_turn
+from models.eot.phrases import FAMILIES, FAMILY_WEIGHTS, TEMPLATES, VOICES, draw_turn
 from models.eot.render import SR, render_turn
 
 OUT = Path(__file__).parent / "corpus"
-SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
-DEFAULT_TURNS = {"train": 6000, "val": 700}
+SPLIT_IDS = {"train": 0, "val": 1, "test": 2, "extra": 3}
+DEFAULT_TURNS = {"train": 6000, "val": 700, "extra": 2500}
 JITTERS = 2
 FAMILY_NAMES = tuple(FAMILIES)
 
@@ -40,11 +43,12 @@ Point = tuple[np.ndarray, int, float, int, int, dict[str, Any]]
 
 def make_points(split: str, index: int, seed: int) -> list[Point]:
     rng = np.random.default_rng(np.random.SeedSequence([seed, SPLIT_IDS[split], index]))
-    family, turn = draw_turn(rng, TEMPLATES[split])
+    family, turn = draw_turn(rng, TEMPLATES[split], FAMILY_WEIGHTS.get(split))
     voice = VOICES[split].draw(rng)
     # Training also sees shorter and longer pauses than the benchmark's 0.5–1.8 s.
-    pauses = (0.45, 2.2) if split == "train" else (0.5, 1.8)
-    rendered = render_turn(rng, turn, voice, pause_range=pauses, flat_prob=0.12 if split == "train" else 0.0)
+    training = split in ("train", "extra")
+    pauses = (0.45, 2.2) if training else (0.5, 1.8)
+    rendered = render_turn(rng, turn, voice, pause_range=pauses, flat_prob=0.12 if training else 0.0)
     points: list[Point] = []
     for i, seg in enumerate(rendered.segments):
         words = rendered.words_until(i)
@@ -97,7 +101,7 @@ def build(split: str, turns: int, seed: int, workers: int) -> Path:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seed", type=int, default=20240611)
-    ap.add_argument("--splits", nargs="+", default=["train", "val"])
+    ap.add_argument("--splits", nargs="+", default=["train", "extra", "val"])
     ap.add_argument("--turns", type=int, default=0, help="turns per split (0: the defaults)")
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args(argv)

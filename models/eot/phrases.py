@@ -4,7 +4,8 @@ A *turn* is a list of parts spoken by one voice; every part but the last is an u
 (the caller pauses 0.5–1.8 s, then goes on), the last part finishes the turn. A turn of one part
 is a complete turn ("I'd like Tuesday at three.", "yes", "no thanks").
 
-Phrases are split: the templates of `TRAIN` never appear in `HELDOUT` (used for validation and the
+Phrases are split: the templates of `TRAIN` and `EXTRA` (a second training split, mostly complete
+turns: short answers, one-word turns, questions) never appear in `HELDOUT` (used for validation and the
 benchmark); slot fillers (days, times, digits, names) are shared, as they would be in real calls.
 Voices come from the barge-in recipe's split (`models.bargein.phrases`), English only: training
 bases and variants never speak held-out audio, and the held-out variants are split again into
@@ -66,6 +67,7 @@ class Templates:
     hesitations: tuple[tuple[str, str], ...]
     number_intros: tuple[str, ...]  # "my number is"
     date_intros: tuple[str, ...]  # "my date of birth is"
+    short_prob: float = 0.4  # share of complete turns drawn from `short`
 
 
 TRAIN_TEMPLATES = Templates(
@@ -205,6 +207,94 @@ HELDOUT_TEMPLATES = Templates(
     date_intros=("my birthday is", "the date of birth is"),
 )
 
+EXTRA_SHORT = (
+        "yep", "uh huh", "definitely", "absolutely", "of course", "right", "got it", "I see", "good",
+        "not at all", "no problem", "that's correct", "I think so", "I don't think so", "probably",
+        "never mind", "nothing else", "that's everything", "wonderful", "lovely", "cheers",
+        "goodbye", "hello?", "sorry?", "pardon?", "what?", "really?", "why?", "how much?", "when?",
+        "which one?", "me?", "right now?", "the morning", "after lunch", "next week", "{first}",
+        "{name}", "{month} {ordinal}", "{time} please", "{day} is good", "yes I do", "no I don't",
+        "yes it is", "just me", "both", "whichever", "that'll do", "brilliant", "great", "oh, okay",
+        "ah, right", "mhm", "ok then", "sure thing", "no, sorry", "yes, {day}", "{day}?", "{time}?",
+        "twice", "today", "tomorrow", "this week", "with {first}", "the {ordinal}",
+    )  # fmt: skip
+
+# More training turns (the corpus's "extra" split, added to "train"): the complete turns the first
+# recipe had too few of — one-word and short answers, questions, short statements — plus a few more
+# fragments so that "new phrase" does not mean "finished". None of these is a held-out phrase.
+EXTRA_TEMPLATES = Templates(
+    complete=(
+        "Is that okay?",
+        "What do I need to bring?",
+        "How long will it take?",
+        "Can I pay by card?",
+        "Is there parking?",
+        "Who am I speaking with?",
+        "When is my next appointment?",
+        "What's the address?",
+        "Can you hear me?",
+        "Is the doctor in today?",
+        "Could I speak to someone?",
+        "Do I need a referral?",
+        "Are you still there?",
+        "Can you spell that?",
+        "Is {day} available?",
+        "Any time on {day}?",
+        "Is {time} too early?",
+        "How about {day}?",
+        "What about {time}?",
+        "Would {day} at {time} work?",
+        "Should I come early?",
+        "Do you do weekends?",
+        "Is it covered by insurance?",
+        "I'll see you then.",
+        "That's all I needed.",
+        "Thanks for your help.",
+        "I'll call back later.",
+        "My tooth broke.",
+        "{day} is good for me.",
+        "Let's do {time}.",
+        "Put me in for {day}.",
+        "I can't make it on {day}.",
+        "I'm running late.",
+        "The pain is really bad.",
+        "We'll take it.",
+        "I prefer mornings.",
+        "Afternoons are better.",
+        "Just a cleaning.",
+        "It's urgent.",
+        "Not today.",
+        "I'd like the earliest slot.",
+        "I already have an account.",
+        "My son needs {treatment}.",
+        "It's {month} {ordinal}.",
+    ),
+    short=EXTRA_SHORT,
+    hesitations=(
+        ("I'm hoping to", "see someone this week."),
+        ("what I need is", "{treatment}."),
+        ("could we maybe", "make it {time}?"),
+        ("do you think", "{day} is possible?"),
+        ("I'd like to ask", "about the bill."),
+        ("actually, can I", "change that to {day}?"),
+        ("the problem is", "I work late."),
+        ("how about", "{day} at {time}?"),
+        ("is it okay if", "I come a bit late?"),
+        ("my wife said", "she called yesterday."),
+        ("could you tell me", "what time you close?"),
+        ("it's about", "my appointment on {day}."),
+        ("I wanted to", "confirm my booking."),
+        ("and", "{day} too."),
+        ("or maybe", "{day2}?"),
+        ("with", "doctor {name}."),
+        ("on", "{day}."),
+        ("at", "{time}."),
+    ),
+    number_intros=("my number is", "you can reach me at", "my phone number is", "call me back on"),
+    date_intros=("my date of birth is", "I was born on", "the date was"),
+    short_prob=0.55,
+)
+
 
 def _fill(rng: np.random.Generator, template: str) -> str:
     days = rng.choice(len(DAYS), size=2, replace=False)
@@ -232,7 +322,7 @@ def _finish(text: str, rng: np.random.Generator) -> str:
 
 
 def complete_turn(rng: np.random.Generator, t: Templates) -> Turn:
-    pool = t.complete if rng.random() < 0.6 else t.short
+    pool = t.complete if rng.random() < 1.0 - t.short_prob else t.short
     return (Part(_finish(_fill(rng, pool[int(rng.integers(len(pool)))]), rng), True),)
 
 
@@ -301,9 +391,17 @@ FAMILIES: dict[str, tuple[float, Callable[[np.random.Generator, Templates], Turn
 }
 
 
-def draw_turn(rng: np.random.Generator, t: Templates) -> tuple[str, Turn]:
+# Family weights of the "extra" split: mostly complete turns (the benchmark's slow answers).
+EXTRA_WEIGHTS = {
+    "complete": 0.55, "hesitation": 0.15, "cut": 0.10, "filler": 0.08, "number": 0.06, "date": 0.06,
+}  # fmt: skip
+
+
+def draw_turn(
+    rng: np.random.Generator, t: Templates, weights_of: dict[str, float] | None = None
+) -> tuple[str, Turn]:
     names = list(FAMILIES)
-    weights = np.array([FAMILIES[n][0] for n in names])
+    weights = np.array([(weights_of or {}).get(n, FAMILIES[n][0]) for n in names])
     name = names[int(rng.choice(len(names), p=weights / weights.sum()))]
     return name, FAMILIES[name][1](rng, t)
 
@@ -329,13 +427,20 @@ class VoiceSplit:
         return f"{base}+{variant}" if variant else base
 
 
+# The extra split also reads English with more intonation systems (Portuguese and Romanian
+# tunes, Malay's: a comma does not raise the pitch, ...).
+EXTRA_ACCENTS: tuple[str, ...] = (*ACCENT_BASES, "pt", "af", "ro", "hu", "fi", "ms", "ga")
+
 VOICES: dict[str, VoiceSplit] = {
     "train": VoiceSplit(BASES_TRAIN["en"], VARIANTS_TRAIN, ACCENT_BASES, 0.35),
+    "extra": VoiceSplit(BASES_TRAIN["en"], VARIANTS_TRAIN, EXTRA_ACCENTS, 0.45),
     "val": VoiceSplit(BASES_HELDOUT["en"], VARIANTS_VAL),
     "test": VoiceSplit(BASES_HELDOUT["en"], VARIANTS_TEST),
 }
+FAMILY_WEIGHTS: dict[str, dict[str, float]] = {"extra": EXTRA_WEIGHTS}
 TEMPLATES: dict[str, Templates] = {
     "train": TRAIN_TEMPLATES,
+    "extra": EXTRA_TEMPLATES,
     "val": HELDOUT_TEMPLATES,
     "test": HELDOUT_TEMPLATES,
 }

@@ -14,8 +14,15 @@ Each epoch draws a silence per point (0.2 s … the pause, or 2.5 s), drops the 
 points (so the model works without an STT: has-words flag 0), the last word of some others (a
 partial transcript that lags) and the hashed identities of half (so the word classes carry the
 generalisation); the audio features get random intonation range, channel colouring, noise and
-(for a fifth of the points) no spectral detail at all. Model selection simulates the engine's rule
-`fire when silence >= max - p * (max - min)` on the validation split (held-out voices and phrases).
+(for a fifth of the points) no spectral detail at all. Training data: the corpus's `train` and
+`extra` splits (more short answers, questions and intonation systems).
+
+Model selection and calibration target the benchmark's objective: after every epoch, a calibration
+`sigmoid(scale * (logit - shift) + slope * max(0, silence - knee))` per mode (without / with words) is
+fitted on the validation split (held-out voices and phrases) by simulating the engine's rule
+`fire when silence >= max - p * (max - min)`, minimising `mode_score`: the p95 latency after finished
+turns plus half the median, with a heavy price on cut-offs above 4 %; the epoch with the best
+calibrated score (both modes) ships, with its calibration.
 
 The exported graph takes `audio` [B, N_FRAMES, N_AUDIO], `words` [B, N_WORDS], `silence` [B, 1] and
 returns `probability` [B, 1].
@@ -24,6 +31,7 @@ returns `probability` [B, 1].
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import time
@@ -76,6 +84,10 @@ class EotNet(nn.Module):
         # without words and one with: P = sigmoid(scale * (logit - shift)).
         self.register_buffer("shift", torch.zeros(2))
         self.register_buffer("scale", torch.ones(2))
+        # A silence prior on top: + slope * max(0, silence - knee) on the calibrated logit, so the
+        # probability keeps rising once the silence outlasts most hesitation pauses.
+        self.register_buffer("slope", torch.zeros(2))
+        self.register_buffer("knee", torch.ones(2))
 
     def audio_embedding(self, audio: torch.Tensor) -> torch.Tensor:
         x = (audio - self.mean) / self.std
@@ -90,14 +102,17 @@ class EotNet(nn.Module):
         s = torch.clamp(silence, 0.0, 3.0)
         return self.head(torch.cat([a, w, s, s * s], dim=1))
 
-    def calibrated(self, logit: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
+    def calibrated(self, logit: torch.Tensor, words: torch.Tensor, silence: torch.Tensor) -> torch.Tensor:
         has = words[:, HAS_WORDS : HAS_WORDS + 1]
-        shift = self.shift[0] + has * (self.shift[1] - self.shift[0])
-        scale = self.scale[0] + has * (self.scale[1] - self.scale[0])
-        return torch.sigmoid(scale * (logit - shift))
+
+        def pick(pair: torch.Tensor) -> torch.Tensor:
+            return pair[0] + has * (pair[1] - pair[0])
+
+        prior = pick(self.slope) * torch.relu(silence - pick(self.knee))
+        return torch.sigmoid(pick(self.scale) * (logit - pick(self.shift)) + prior)
 
     def forward(self, audio: torch.Tensor, words: torch.Tensor, silence: torch.Tensor) -> torch.Tensor:
-        return self.calibrated(self.logits(audio, words, silence), words)
+        return self.calibrated(self.logits(audio, words, silence), words, silence)
 
 
 def augment(x: torch.Tensor, gen: torch.Generator, mean: torch.Tensor) -> torch.Tensor:
@@ -110,6 +125,16 @@ def augment(x: torch.Tensor, gen: torch.Generator, mean: torch.Tensor) -> torch.
     drop = torch.rand(b, 1, 1, generator=gen) < 0.2
     x[:, :, :N_MELS] = torch.where(drop, mean[:N_MELS], x[:, :, :N_MELS])
     return x
+
+
+def load_splits(splits: list[str]) -> dict[str, np.ndarray]:
+    """Several corpus splits as one training set (turn indices made unique)."""
+    parts = [load(split) for split in splits]
+    offset = 0
+    for part in parts:
+        part["turn"] = part["turn"] + offset
+        offset = int(part["turn"].max()) + 1
+    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
 
 
 def load(split: str) -> dict[str, np.ndarray]:
@@ -131,39 +156,56 @@ def draw_silence(rng: np.random.Generator, label: np.ndarray, pause: np.ndarray)
     return rng.uniform(MIN_SILENCE, np.maximum(hi, MIN_SILENCE + 0.01)).astype(np.float32)
 
 
-def embed(
-    model: EotNet, audio: np.ndarray, words: np.ndarray
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The audio and word branches once per point (the silence only enters the head)."""
+SIM_STEP = 0.1
+
+
+def sim_silences(hi: float = SEL_MAX) -> np.ndarray:
+    """The silences the engine asks at: every 0.1 s from 0.2 s on."""
+    return np.arange(0.2, hi + 0.1001, SIM_STEP)
+
+
+def raw_logits(
+    model: EotNet, data: dict[str, np.ndarray], with_words: bool, hi: float = SEL_MAX
+) -> np.ndarray:
+    """Uncalibrated logits [silences, points]: the audio and word branches once per point, the head
+    once per silence of `sim_silences` (the silence only enters the head)."""
+    words = data["words"] if with_words else np.zeros_like(data["words"])
     parts_a, parts_w = [], []
     with torch.no_grad():
-        for i in range(0, len(audio), 1024):
-            parts_a.append(model.audio_embedding(torch.from_numpy(audio[i : i + 1024].astype(np.float32))))
+        for i in range(0, len(words), 1024):
+            parts_a.append(
+                model.audio_embedding(torch.from_numpy(data["audio"][i : i + 1024].astype(np.float32)))
+            )
             parts_w.append(model.words_fc(torch.from_numpy(words[i : i + 1024])))
-    return torch.cat(parts_a), torch.cat(parts_w), torch.from_numpy(words)
+        a, w = torch.cat(parts_a), torch.cat(parts_w)
+        out = []
+        for silence in sim_silences(hi):
+            s = torch.full((len(a), 1), min(max(float(silence), 0.0), 3.0))
+            out.append(model.head(torch.cat([a, w, s, s * s], dim=1))[:, 0].numpy())
+    return np.stack(out)
 
 
-def head(model: EotNet, a: torch.Tensor, w: torch.Tensor, words: torch.Tensor, silence: float) -> np.ndarray:
-    with torch.no_grad():
-        s = torch.full((len(a), 1), min(max(silence, 0.0), 3.0))
-        logit = model.head(torch.cat([a, w, s, s * s], dim=1))
-        return model.calibrated(logit, words)[:, 0].numpy()
+def calibrate_logits(
+    logits: np.ndarray, cal: tuple[float, float, float, float], hi: float = SEL_MAX
+) -> np.ndarray:
+    """`EotNet.calibrated` in numpy for one mode: (shift, scale, slope, knee)."""
+    shift, scale, slope, knee = cal
+    prior = slope * np.maximum(0.0, sim_silences(hi) - knee)[:, None]
+    z = np.clip(scale * (logits - shift) + prior, -30.0, 30.0)
+    return 1.0 / (1.0 + np.exp(-z))
 
 
-def simulate_rule(
-    model: EotNet, data: dict[str, np.ndarray], with_words: bool, lo: float = SEL_MIN, hi: float = SEL_MAX
+def simulate_probs(
+    probs: np.ndarray, data: dict[str, np.ndarray], lo: float = SEL_MIN, hi: float = SEL_MAX
 ) -> dict[str, float]:
-    """The engine's rule on every decision point, queried every 0.1 s from 0.2 s of silence on."""
-    n = len(data["label"])
-    words = data["words"] if with_words else np.zeros_like(data["words"])
-    fired = np.full(n, np.inf, dtype=np.float32)
-    a, w, raw = embed(model, data["audio"], words)
-    for s in np.arange(0.2, hi + 0.1001, 0.1):
-        p = head(model, a, w, raw, float(s))
-        wait = hi - p * (hi - lo)
+    """The engine's rule on every decision point, queried every 0.1 s from 0.2 s of silence on;
+    `probs` [silences, points] are the answers at `sim_silences(hi)`."""
+    fired = np.full(probs.shape[1], np.inf, dtype=np.float32)
+    for k, s in enumerate(sim_silences(hi)):
+        wait = hi - probs[k] * (hi - lo)
         # The wait is checked continuously; the next query may lower it (the rule keeps the last p).
         t_fire = np.maximum(wait, s)
-        newly = (t_fire < s + 0.1) & np.isinf(fired)
+        newly = (t_fire < s + SIM_STEP) & np.isinf(fired)
         fired[newly] = t_fire[newly]
     fired[np.isinf(fired)] = hi
     final = data["label"] == 1
@@ -175,37 +217,69 @@ def simulate_rule(
     }
 
 
+def simulate_rule(
+    model: EotNet, data: dict[str, np.ndarray], with_words: bool, lo: float = SEL_MIN, hi: float = SEL_MAX
+) -> dict[str, float]:
+    """The engine's rule with the model as it is (its calibration included)."""
+    mode = int(with_words)
+    cal = (
+        float(model.shift[mode]),
+        float(model.scale[mode]),
+        float(model.slope[mode]),
+        float(model.knee[mode]),
+    )
+    return simulate_probs(calibrate_logits(raw_logits(model, data, with_words, hi), cal, hi), data, lo, hi)
+
+
+# Cut-offs allowed on validation before the score pays for them (the target is 5 % on the benchmark).
+CUTOFF_CAP = 0.04
+
+
 def mode_score(r: dict[str, float]) -> float:
-    """Lower is better: latency (median and p95), with a heavy price on cut-offs above 4 %."""
-    return r["median_ms"] + 0.5 * r["p95_ms"] + 20000 * max(0.0, r["cutoff"] - 0.04)
+    """Lower is better: the p95 latency after finished turns first (the target the first model
+    missed most), then half the median, with a heavy price on cut-offs above `CUTOFF_CAP` (1 % more
+    costs 500 ms): the benchmark's objective, "minimise p95 subject to cut-offs <= 4 %", made smooth."""
+    return r["p95_ms"] + 0.5 * r["median_ms"] + 50000 * max(0.0, r["cutoff"] - CUTOFF_CAP)
 
 
-def selection_score(audio_only: dict[str, float], both: dict[str, float]) -> float:
-    return mode_score(audio_only) + mode_score(both)
+SHIFTS = tuple(np.arange(-1.5, 3.01, 0.25).round(2))
+SCALES = (0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
+SLOPES = (0.0, 1.0, 2.0, 4.0, 8.0)
+KNEES = (0.5, 0.7, 0.9, 1.2)
 
 
-def calibrate(model: EotNet, val: dict[str, np.ndarray]) -> dict[str, float]:
-    """Fit `shift` and `scale` (without and with words) on the validation split for the engine's rule.
+def fit_calibration(
+    logits: np.ndarray, data: dict[str, np.ndarray]
+) -> tuple[float, tuple[float, float, float, float], dict[str, float]]:
+    """The (shift, scale, slope, knee) of one mode that minimise `mode_score` for the engine's rule.
 
     The engine maps p linearly to a wait; a model that is right but not sure (p = 0.8 after a
-    finished sentence) waits 0.56 s of 0.2–2.0 s. A monotone recalibration keeps the ranking and
-    moves answers towards the ends of the range where that pays.
+    finished sentence) waits 0.56 s of 0.2–2.0 s. A monotone recalibration keeps the ranking at each
+    silence and moves answers towards the ends of the range where that pays; the silence prior lets a
+    long silence end a turn the model was unsure about.
     """
-    found: dict[str, float] = {}
+    best: tuple[float, tuple[float, float, float, float], dict[str, float]] | None = None
+    for shift in SHIFTS:
+        for scale in SCALES:
+            for slope in SLOPES:
+                for knee in KNEES if slope else KNEES[:1]:
+                    cal = (float(shift), float(scale), float(slope), float(knee))
+                    r = simulate_probs(calibrate_logits(logits, cal), data)
+                    score = mode_score(r)
+                    if best is None or score < best[0]:
+                        best = (score, cal, r)
+    assert best is not None
+    return best
+
+
+def calibrate(model: EotNet, val: dict[str, np.ndarray]) -> dict[str, object]:
+    """Fit the calibration of both modes (without and with words) on the validation split."""
+    found: dict[str, object] = {}
     for mode, with_words in ((0, False), (1, True)):
-        best: tuple[float, float, float] | None = None
-        for shift in (-1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 2.5):
-            for scale in (1.0, 1.5, 2.0, 3.0, 4.0):
-                model.shift[mode] = shift
-                model.scale[mode] = scale
-                score = mode_score(simulate_rule(model, val, with_words))
-                if best is None or score < best[0]:
-                    best = (score, shift, scale)
-        assert best is not None
-        model.shift[mode] = best[1]
-        model.scale[mode] = best[2]
+        score, cal, r = fit_calibration(raw_logits(model, val, with_words), val)
+        model.shift[mode], model.scale[mode], model.slope[mode], model.knee[mode] = cal
         name = "words" if with_words else "audio"
-        found.update({f"{name}_shift": best[1], f"{name}_scale": best[2]})
+        found[name] = {"shift": cal[0], "scale": cal[1], "slope": cal[2], "knee": cal[3], "score": score, **r}
     return found
 
 
@@ -228,22 +302,28 @@ def export(model: EotNet, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    # The committed model: --epochs 28 --stop-after 16 --threads 2 (the time budget stopped it there).
+    # The committed model: the defaults (--splits train extra, 1 thread).
     ap.add_argument("--epochs", type=int, default=28, help="length of the one-cycle schedule")
     ap.add_argument("--stop-after", type=int, default=16, help="stop after this many epochs")
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=11)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--splits", nargs="+", default=["train", "extra"], help="corpus splits to train on")
+    ap.add_argument("--hash-noise", type=float, default=0.0, help="share of last-word identities moved")
+    ap.add_argument("--ema", type=float, default=0.0, help="evaluate an EMA of the weights (decay per step)")
+    ap.add_argument("--neg-weight", type=float, default=1.5, help="loss weight of 'not finished' points")
     ap.add_argument("--minutes", type=float, default=60.0, help="stop after this much training time")
     ap.add_argument("--out", type=Path, default=HERE / "eot.onnx")
+    ap.add_argument("--metrics", type=Path, default=HERE / "train_metrics.json")
     args = ap.parse_args(argv)
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
 
-    train, val = load("train"), load("val")
+    train, val = load_splits(args.splits), load("val")
+    best_path = CORPUS / f"best-{args.out.stem}.pt"
     audio = torch.from_numpy(train["audio"].astype(np.float32))
     model = EotNet()
     flat = audio.reshape(-1, N_AUDIO)
@@ -256,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     label = torch.from_numpy(train["label"].astype(np.float32))
     n_params = sum(p.numel() for p in model.parameters())
     print(f"train points {len(audio)}, val points {len(val['label'])}, params {n_params}", file=sys.stderr)
+    # An exponential moving average of the weights (when --ema): smoother than the last step's.
+    ema = copy.deepcopy(model) if args.ema else None
     best: tuple[float, dict[str, object]] | None = None
     started = time.monotonic()
     history = []
@@ -269,6 +351,12 @@ def main(argv: list[str] | None = None) -> int:
         hide = rng.random(len(audio)) < 0.5
         lo = LAST_WORDS * N_CLASSES
         words_np[hide, lo : lo + HASH_WORDS * HASH_BUCKETS] = 0.0
+        # A word never seen in training lands in the bucket of some training word: move the last
+        # word's identity to a random bucket for some points, so that no bucket is trusted blindly.
+        if args.hash_noise > 0:
+            noisy = (~hide) & use_words & (rng.random(len(audio)) < args.hash_noise)
+            words_np[noisy, lo : lo + HASH_BUCKETS] = 0.0
+            words_np[np.flatnonzero(noisy), lo + rng.integers(0, HASH_BUCKETS, int(noisy.sum()))] = 1.0
         words = torch.from_numpy(words_np.astype(np.float32))
         order = torch.from_numpy(rng.permutation(len(audio)))
         total = 0.0
@@ -278,43 +366,47 @@ def main(argv: list[str] | None = None) -> int:
             y = label[idx]
             logit = model.logits(x, words[idx], silence[idx, None])[:, 0]
             # A cut-off costs more than a slow answer.
-            weight = torch.where(y > 0.5, 1.0, 1.5)
+            weight = torch.where(y > 0.5, 1.0, args.neg_weight)
             loss = nn.functional.binary_cross_entropy_with_logits(logit, y, weight=weight)
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
+            if ema is not None:
+                with torch.no_grad():
+                    for p_ema, p in zip(ema.parameters(), model.parameters(), strict=True):
+                        p_ema.lerp_(p, 1.0 - args.ema)
             total += float(loss.detach()) * len(idx)
-        model.eval()
-        audio_only = simulate_rule(model, val, with_words=False)
-        both = simulate_rule(model, val, with_words=True)
-        score = selection_score(audio_only, both)
-        row = {"epoch": epoch, "loss": total / len(order), "audio": audio_only, "words": both, "score": score}
+        evaluated = ema if ema is not None else model
+        evaluated.eval()
+        # Model selection: each epoch calibrated for the engine's rule, then scored as it would ship.
+        calibration = calibrate(evaluated, val)
+        score = sum(float(c["score"]) for c in calibration.values())  # type: ignore[index]
+        row = {"epoch": epoch, "loss": total / len(order), **calibration, "score": score}
         history.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
         if best is None or score < best[0]:
             best = (score, row)
-            torch.save(model.state_dict(), HERE / "corpus" / "best.pt")
+            torch.save(evaluated.state_dict(), best_path)
         if epoch + 1 >= args.stop_after:
             break
         if time.monotonic() - started > args.minutes * 60:
             print("time budget reached", file=sys.stderr)
             break
     assert best is not None
-    model.load_state_dict(torch.load(HERE / "corpus" / "best.pt"))
+    model.load_state_dict(torch.load(best_path))  # calibration included
     model.eval()
-    calibration = calibrate(model, val)
     calibrated = {"audio": simulate_rule(model, val, False), "words": simulate_rule(model, val, True)}
-    print(f"calibration {calibration}: {json.dumps(calibrated)}", file=sys.stderr)
+    print(f"calibrated: {json.dumps(calibrated)}", file=sys.stderr)
     export(model, args.out)
     metrics = {
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "best": best[1],
-        "calibration": calibration,
         "calibrated": calibrated,
         "params": n_params,
         "history": history,
     }
-    (HERE / "train_metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    args.metrics.write_text(json.dumps(metrics, indent=1) + "\n")
     print(f"best epoch {best[1]['epoch']}: {json.dumps(best[1])}; wrote {args.out}", file=sys.stderr)
     return 0
 
