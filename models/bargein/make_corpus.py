@@ -24,12 +24,12 @@ from typing import Any
 
 import numpy as np
 import soundfile as sf
-import soxr
 from tqdm import tqdm
 
 from gateway.turns.bargein_features import logmel
 from models.bargein import synth
 from models.bargein.channel import active_rms, simulate
+from models.bargein.engines import RenderStore
 from models.bargein.phrases import SPLITS, Split, random_backchannel, random_interruption
 
 SR = 8000
@@ -38,32 +38,26 @@ CLASSES = ("interruption", "backchannel", "noise", "echo")
 OUT = Path(__file__).parent / "corpus"
 # Share of training interruptions/backchannels that are generated utterances (see phrases.py).
 GENERATED_SHARE = 0.5
-SPLIT_IDS = {"train": 0, "val": 1, "test": 2, "train_piper": 3}
+SPLIT_IDS = {"train": 0, "val": 1, "test": 2, "train_piper": 3, "train_engines": 4}
 DEFAULT_COUNTS = {
     "train": {"interruption": 4000, "backchannel": 4000, "noise": 2400, "echo": 1200},
     "val": {"interruption": 240, "backchannel": 200, "noise": 160, "echo": 80},
     # Extra training clips whose caller speaks with the Piper voice (`piper_render.py` first; training
     # split voices for the agent, phrases from the training lists): `train.py --extra train_piper`.
     "train_piper": {"interruption": 1000, "backchannel": 1000, "noise": 0, "echo": 0},
+    # Extra training clips whose caller speaks with flite/festival voices (`engines.py` first).
+    "train_engines": {"interruption": 1500, "backchannel": 1500, "noise": 0, "echo": 0},
 }
+RENDERED_SPLITS = ("train_piper", "train_engines")
 PIPER_RENDERS = OUT / "piper_train.npz"
 
 
-@functools.lru_cache(maxsize=1)
-def piper_renders() -> dict[str, np.ndarray]:
-    d = np.load(PIPER_RENDERS)
-    return {k: d[k] for k in d.files}
-
-
-def piper_speech(rng: np.random.Generator, cls: int) -> tuple[np.ndarray, dict[str, Any]]:
-    """A Piper render of a training phrase of class `cls`, sped up/slowed down by 0.9-1.1 (pitch too)."""
-    d = piper_renders()
-    k = int(rng.choice(np.nonzero(d["cls"] == cls)[0]))
-    x = d["audio"][d["offsets"][k] : d["offsets"][k + 1]]
-    factor = float(rng.uniform(0.9, 1.1))
-    x = np.asarray(soxr.resample(x, SR * factor, SR), dtype=np.float32)
-    meta = {"text": str(d["text"][k]), "voice": "piper:en_US-joe-medium"}
-    return x, meta | {"length_scale": float(d["length_scale"][k]), "speed": round(factor, 3)}
+@functools.lru_cache(maxsize=4)
+def render_store(split_name: str) -> RenderStore:
+    """The pre-rendered caller speech of an extra training split (Piper or flite/festival voices)."""
+    if split_name == "train_piper":
+        return RenderStore(PIPER_RENDERS, default_voice="piper:en_US-joe-medium")
+    return RenderStore(OUT / "engines_train.npz")
 
 
 @dataclass(frozen=True)
@@ -97,10 +91,11 @@ def agent_track(rng: np.random.Generator, split: Split, n: int, speaking_at: flo
 
 
 def caller_event(
-    rng: np.random.Generator, split: Split, cls: int, piper: bool = False
+    rng: np.random.Generator, split: Split, cls: int, rendered: str | None = None
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    if cls in (0, 1) and piper:
-        return piper_speech(rng, cls)
+    if cls in (0, 1) and rendered:
+        x, meta = render_store(rendered).draw(rng, cls)
+        return x, dict(meta)
     if cls in (0, 1):
         phrases = split.interruptions if cls == 0 else split.backchannels
         text, lang = phrases[int(rng.integers(0, len(phrases)))]
@@ -121,12 +116,13 @@ def caller_event(
 
 
 def make_clip(split_name: str, index: int, cls: int, seed: int) -> Clip:
-    split = SPLITS["train" if split_name == "train_piper" else split_name]
+    split = SPLITS["train" if split_name in RENDERED_SPLITS else split_name]
     rng = np.random.default_rng(np.random.SeedSequence([seed, SPLIT_IDS[split_name], index]))
     n = int(CLIP_S * SR)
     onset = float(rng.uniform(0.7, 1.15))
     agent, agent_voice = agent_track(rng, split, n, onset)
-    event, meta = caller_event(rng, split, cls, piper=split_name == "train_piper")
+    rendered = split_name if split_name in RENDERED_SPLITS else None
+    event, meta = caller_event(rng, split, cls, rendered=rendered)
     caller = np.zeros(n, dtype=np.float32)
     i = int(onset * SR)
     m = min(n - i, len(event))

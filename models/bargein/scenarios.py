@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from models.bargein import synth
 from models.bargein.channel import active_rms, draw_params, simulate
+from models.bargein.engines import OUT, RenderStore
 from models.bargein.phrases import SPLITS, Split
 
 SR = 8000
@@ -33,8 +34,13 @@ COOLDOWN = 1.0
 CLASS_P = {"interruption": 0.4, "backchannel": 0.3, "noise": 0.2, "silent": 0.1}
 
 
-def _event(rng: np.random.Generator, split: Split, cls: str) -> tuple[np.ndarray, dict[str, Any]]:
+def _event(
+    rng: np.random.Generator, split: Split, cls: str, store: RenderStore | None = None
+) -> tuple[np.ndarray, dict[str, Any]]:
     """Caller sound at a reference speech level of 1.0 (active RMS), and its labels."""
+    if cls in ("interruption", "backchannel") and store is not None:
+        x, meta = store.draw(rng, 0 if cls == "interruption" else 1)
+        return x / active_rms(x), dict(meta)
     if cls in ("interruption", "backchannel"):
         phrases = split.interruptions if cls == "interruption" else split.backchannels
         text, lang = phrases[int(rng.integers(0, len(phrases)))]
@@ -56,7 +62,7 @@ def _event(rng: np.random.Generator, split: Split, cls: str) -> tuple[np.ndarray
 
 
 def make_scenario(
-    seed: int, index: int, turns: int, split_name: str = "test"
+    seed: int, index: int, turns: int, split_name: str = "test", store: RenderStore | None = None
 ) -> tuple[np.ndarray, dict[str, Any]]:
     split = SPLITS[split_name]
     rng = np.random.default_rng(np.random.SeedSequence([seed, 99, index]))
@@ -91,7 +97,7 @@ def make_scenario(
                 }
             )
         else:
-            x, meta = _event(rng, split, cls)
+            x, meta = _event(rng, split, cls, store)
             if cls == "interruption" and rng.random() < 0.15:
                 onset = t + rng.uniform(0.2, 0.8)
             else:
@@ -140,10 +146,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--turns", type=int, default=8)
     ap.add_argument("--seed", type=int, default=31337)
     ap.add_argument("--split", default="test", choices=sorted(SPLITS))
+    ap.add_argument(
+        "--engines",
+        action="store_true",
+        help="caller speech from the split's flite/festival voices (engines.py renders) instead of espeak-ng",
+    )
     args = ap.parse_args(argv)
+    store = RenderStore(OUT / f"engines_{args.split}.npz") if args.engines else None
     args.out.mkdir(parents=True, exist_ok=True)
     for i in tqdm(range(args.files), desc="scenarios"):
-        audio, labels = make_scenario(args.seed, i, args.turns, args.split)
+        audio, labels = make_scenario(args.seed, i, args.turns, args.split, store)
         name = f"scenario_{i:03d}"
         sf.write(args.out / f"{name}.wav", audio, SR, subtype="PCM_16")
         (args.out / f"{name}.json").write_text(json.dumps(labels, indent=1) + "\n")
