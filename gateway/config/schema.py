@@ -559,6 +559,90 @@ class LimitsConfig(Section):
     rtp_timeout: PositiveSeconds = 30.0
 
 
+# The HTTP edges. Every key may be null (or absent), and a string key empty: then the edge takes
+# the environment variable it always read, else its own default (the settings classes in
+# gateway/edges/*/settings.py define the defaults; nothing here duplicates them).
+
+_ICE_SCHEMES = ("stun:", "stuns:", "turn:", "turns:")
+
+
+def _one_or_list(value: Any) -> Any:
+    # `urls: stun:host` or `urls: [stun:a, turn:b]`, like RTCIceServer.urls
+    return [value] if isinstance(value, str) else value
+
+
+class IceServerConfig(Section):
+    """A STUN/TURN server, as in the browser's RTCIceServer."""
+
+    urls: Annotated[list[str], BeforeValidator(_one_or_list), Field(min_length=1)]
+    username: str | None = None
+    # SecretStr: never printed in logs or reprs; read it with `.get_secret_value()`.
+    credential: SecretStr | None = None
+
+    @field_validator("urls")
+    @classmethod
+    def _urls(cls, v: list[str]) -> list[str]:
+        for url in v:
+            if not url.startswith(_ICE_SCHEMES) or len(url) <= url.index(":") + 1:
+                raise PydanticCustomError(
+                    "ice_url",
+                    "must be stun:, stuns:, turn: or turns: URLs such as stun:stun.example.org:3478, "
+                    "got {got}",
+                    {"got": _show(url)},
+                )
+        return v
+
+
+class WebRtcConfig(Section):
+    """Browser callers (softphone page, /webrtc/*). null: GATEWAY_ICE_SERVERS,
+    GATEWAY_WEBRTC_ADDRESSES, GATEWAY_WEBRTC_AGENT, else the edge's defaults."""
+
+    ice_servers: list[IceServerConfig] | None = None
+    # Local IP addresses ICE gathers host candidates on; [] = every interface (not loopback).
+    addresses: list[str] | None = None
+    # Agent for calls that name none; null or "": the gateway's default_agent.
+    agent: str | None = None
+
+    @field_validator("addresses")
+    @classmethod
+    def _addresses(cls, v: list[str] | None) -> list[str] | None:
+        for item in v or ():
+            try:
+                ipaddress.ip_address(item)
+            except ValueError:
+                raise PydanticCustomError(
+                    "ip_address",
+                    "must list IP addresses of this host such as 192.0.2.10, got {got}",
+                    {"got": _show(item)},
+                ) from None
+        return v
+
+
+class MediaStreamConfig(Section):
+    """Carrier media streams (/media*, /twilio/voice). null or "": GATEWAY_MEDIA_SECRET,
+    TWILIO_AUTH_TOKEN, GATEWAY_PUBLIC_URL, GATEWAY_MEDIA_AGENT, else the edge's defaults."""
+
+    # Shared secret of the streams (and the HMAC key of the tokens the TwiML webhook mints).
+    secret: SecretStr | None = None
+    # Twilio account auth token: checks X-Twilio-Signature on the webhook and the stream.
+    twilio_auth_token: SecretStr | None = None
+    # The URL carriers reach us at (https://host[:port]) when a proxy sits in front.
+    public_url: str | None = None
+    # Agent for streams that name none and match no route; null or "": the gateway's default_agent.
+    agent: str | None = None
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, v: str | None) -> str | None:
+        if v and not re.match(r"^https?://[^/\s]+(/\S*)?$", v):
+            raise PydanticCustomError(
+                "url",
+                "must be an http:// or https:// URL such as https://gw.example.com, got {got}",
+                {"got": _show(v)},
+            )
+        return v
+
+
 class GatewayConfig(Section):
     """The gateway file (`config/gateway.yaml`): edges, database, routes and limits."""
 
@@ -569,6 +653,8 @@ class GatewayConfig(Section):
     # Agent file for calls that match no route; null: such calls are rejected (404).
     default_agent: str | None = None
     limits: LimitsConfig = LimitsConfig()
+    webrtc: WebRtcConfig = WebRtcConfig()
+    mediastream: MediaStreamConfig = MediaStreamConfig()
 
     def agent_for(self, user: str) -> str | None:
         """The agent file for a called user part / number: the first matching route, else the default."""

@@ -35,14 +35,18 @@ def make_install(settings: MediaStreamSettings | None = None) -> functools.parti
 
 
 def install(app: web.Application, runtime: GatewayRuntime) -> None:
-    """The HTTP_ROUTES installer, with settings from the environment."""
+    """The HTTP_ROUTES installer, with settings from the gateway file's `mediastream:` section (its
+    unset keys from the environment)."""
     _install(app, runtime, settings=None)
 
 
 def _install(app: web.Application, runtime: GatewayRuntime, settings: MediaStreamSettings | None) -> None:
-    settings = settings or MediaStreamSettings.from_env()
+    settings = settings or MediaStreamSettings.from_config(runtime.config)
     if not settings.authenticated:
-        log.warning("media streams are not authenticated: set GATEWAY_MEDIA_SECRET and/or TWILIO_AUTH_TOKEN")
+        log.warning(
+            "media streams are not authenticated: set mediastream.secret and/or "
+            "mediastream.twilio_auth_token (or GATEWAY_MEDIA_SECRET / TWILIO_AUTH_TOKEN)"
+        )
     edge = MediaStreamEdge(runtime, settings)
     app[MEDIASTREAM_EDGE] = edge
 

@@ -1,10 +1,20 @@
-"""Settings of the media-stream edge (environment variables until the gateway file has a section)."""
+"""Settings of the media-stream edge: the gateway file's `mediastream:` section, else environment
+variables.
+
+The defaults live here only: a key the gateway file leaves null or empty falls back to its
+environment variable, and without one to the default below.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gateway.config.schema import GatewayConfig
 
 
 @dataclass(frozen=True)
@@ -41,4 +51,19 @@ class MediaStreamSettings:
             twilio_auth_token=env.get("TWILIO_AUTH_TOKEN", ""),
             public_url=env.get("GATEWAY_PUBLIC_URL", "").rstrip("/"),
             agent=env.get("GATEWAY_MEDIA_AGENT") or None,
+        )
+
+    @classmethod
+    def from_config(cls, config: GatewayConfig, env: Mapping[str, str] | None = None) -> MediaStreamSettings:
+        """The gateway file's `mediastream:` section; its null or empty keys come from `from_env`."""
+        section = config.mediastream
+        base = cls.from_env(env)
+        secret = section.secret.get_secret_value() if section.secret is not None else ""
+        token = section.twilio_auth_token.get_secret_value() if section.twilio_auth_token is not None else ""
+        return dataclasses.replace(
+            base,
+            secret=secret or base.secret,
+            twilio_auth_token=token or base.twilio_auth_token,
+            public_url=(section.public_url or "").rstrip("/") or base.public_url,
+            agent=section.agent or base.agent,
         )

@@ -30,12 +30,13 @@ def make_install(settings: WebRtcSettings | None = None) -> functools.partial[No
 
 
 def install(app: web.Application, runtime: GatewayRuntime) -> None:
-    """The HTTP_ROUTES installer, with settings from the environment."""
+    """The HTTP_ROUTES installer, with settings from the gateway file's `webrtc:` section (its
+    unset keys from the environment)."""
     _install(app, runtime, settings=None)
 
 
 def _install(app: web.Application, runtime: GatewayRuntime, settings: WebRtcSettings | None) -> None:
-    settings = settings or WebRtcSettings.from_env(http_host=runtime.config.http.host)
+    settings = settings or WebRtcSettings.from_config(runtime.config)
     restrict_host_addresses(settings.addresses)
     edge = WebRtcEdge(runtime, settings)
     app[WEBRTC_EDGE] = edge

@@ -1,4 +1,8 @@
-"""Settings of the WebRTC edge (environment variables until the gateway file has a section)."""
+"""Settings of the WebRTC edge: the gateway file's `webrtc:` section, else environment variables.
+
+The defaults live here only: a key the gateway file leaves null (or a string key it leaves empty)
+falls back to its environment variable, and without one to the default below.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,10 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gateway.config.schema import GatewayConfig
 
 
 @dataclass(frozen=True)
@@ -39,13 +47,46 @@ class WebRtcSettings:
         """GATEWAY_ICE_SERVERS (JSON list of {urls, username, credential}), GATEWAY_WEBRTC_ADDRESSES
         (comma-separated; default 127.0.0.1 when HTTP listens on loopback), GATEWAY_WEBRTC_AGENT."""
         env = os.environ if env is None else env
-        servers = []
-        for item in json.loads(env.get("GATEWAY_ICE_SERVERS", "[]") or "[]"):
-            urls = item["urls"] if isinstance(item["urls"], list) else [item["urls"]]
-            servers.append(IceServer(urls, item.get("username"), item.get("credential")))
-        raw = env.get("GATEWAY_WEBRTC_ADDRESSES")
-        if raw is None:
-            addresses = ["127.0.0.1"] if http_host.startswith("127.") or http_host == "localhost" else []
+        return cls(
+            ice_servers=_ice_servers_from_env(env),
+            addresses=_addresses_from_env(env, http_host),
+            agent=env.get("GATEWAY_WEBRTC_AGENT") or None,
+        )
+
+    @classmethod
+    def from_config(cls, config: GatewayConfig, env: Mapping[str, str] | None = None) -> WebRtcSettings:
+        """The gateway file's `webrtc:` section; its null keys (and empty agent) come from `from_env`."""
+        env = os.environ if env is None else env
+        section = config.webrtc
+        if section.ice_servers is None:
+            servers = _ice_servers_from_env(env)
         else:
-            addresses = [a.strip() for a in raw.split(",") if a.strip()]
-        return cls(ice_servers=servers, addresses=addresses, agent=env.get("GATEWAY_WEBRTC_AGENT") or None)
+            servers = [
+                IceServer(
+                    list(s.urls),
+                    s.username,
+                    None if s.credential is None else s.credential.get_secret_value(),
+                )
+                for s in section.ice_servers
+            ]
+        if section.addresses is None:
+            addresses = _addresses_from_env(env, config.http.host)
+        else:
+            addresses = list(section.addresses)
+        agent = section.agent or env.get("GATEWAY_WEBRTC_AGENT") or None
+        return cls(ice_servers=servers, addresses=addresses, agent=agent)
+
+
+def _ice_servers_from_env(env: Mapping[str, str]) -> list[IceServer]:
+    servers = []
+    for item in json.loads(env.get("GATEWAY_ICE_SERVERS", "[]") or "[]"):
+        urls = item["urls"] if isinstance(item["urls"], list) else [item["urls"]]
+        servers.append(IceServer(urls, item.get("username"), item.get("credential")))
+    return servers
+
+
+def _addresses_from_env(env: Mapping[str, str], http_host: str) -> list[str]:
+    raw = env.get("GATEWAY_WEBRTC_ADDRESSES")
+    if raw is None:
+        return ["127.0.0.1"] if http_host.startswith("127.") or http_host == "localhost" else []
+    return [a.strip() for a in raw.split(",") if a.strip()]
