@@ -113,14 +113,23 @@ def test_installers_build_the_edges_from_the_gateway_config(
     assert app[MEDIASTREAM_EDGE].settings.public_url == "https://gw.example.com"
 
 
+def set_env(monkeypatch: pytest.MonkeyPatch, *values: str) -> None:
+    """Every edge environment variable, in the order of ENV_NAMES."""
+    for name, value in zip(ENV_NAMES, values, strict=True):
+        monkeypatch.setenv(name, value)
+
+
 def test_env_fallback_without_a_section(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GATEWAY_ICE_SERVERS", '[{"urls": "stun:env.example.org", "username": "u"}]')
-    monkeypatch.setenv("GATEWAY_WEBRTC_ADDRESSES", "192.0.2.1, 192.0.2.2")
-    monkeypatch.setenv("GATEWAY_WEBRTC_AGENT", "env-rtc")
-    monkeypatch.setenv("GATEWAY_MEDIA_SECRET", "env-secret")
-    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "env-token")
-    monkeypatch.setenv("GATEWAY_PUBLIC_URL", "https://env.example.com/")
-    monkeypatch.setenv("GATEWAY_MEDIA_AGENT", "env-media")
+    set_env(
+        monkeypatch,
+        '[{"urls": "stun:env.example.org", "username": "u"}]',
+        "192.0.2.1, 192.0.2.2",
+        "env-rtc",
+        "env-secret",
+        "env-token",
+        "https://env.example.com/",
+        "env-media",
+    )
     config = load(tmp_path, "routes: []\n")
     assert WebRtcSettings.from_config(config) == WebRtcSettings.from_env()
     assert MediaStreamSettings.from_config(config) == MediaStreamSettings.from_env()
@@ -164,13 +173,16 @@ def test_shipped_gateway_yaml_keeps_env_deployments_working(monkeypatch: pytest.
     config = load_gateway_config(REPO / "config/gateway.yaml").config
     assert WebRtcSettings.from_config(config) == WebRtcSettings.from_env(http_host=config.http.host)
     assert MediaStreamSettings.from_config(config) == MediaStreamSettings()
-    monkeypatch.setenv("GATEWAY_ICE_SERVERS", '[{"urls": ["turn:t.example.org"], "credential": "c"}]')
-    monkeypatch.setenv("GATEWAY_WEBRTC_ADDRESSES", "192.0.2.7")
-    monkeypatch.setenv("GATEWAY_WEBRTC_AGENT", "rtc")
-    monkeypatch.setenv("GATEWAY_MEDIA_SECRET", "sec")
-    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "tok")
-    monkeypatch.setenv("GATEWAY_PUBLIC_URL", "https://gw.example.com")
-    monkeypatch.setenv("GATEWAY_MEDIA_AGENT", "media")
+    set_env(
+        monkeypatch,
+        '[{"urls": ["turn:t.example.org"], "credential": "c"}]',
+        "192.0.2.7",
+        "rtc",
+        "sec",
+        "tok",
+        "https://gw.example.com",
+        "media",
+    )
     config = load_gateway_config(REPO / "config/gateway.yaml").config
     assert WebRtcSettings.from_config(config) == WebRtcSettings.from_env(http_host=config.http.host)
     assert MediaStreamSettings.from_config(config) == MediaStreamSettings.from_env()

@@ -157,13 +157,10 @@ def render_split(split_name: str, seed: int, generated: int, renders: int) -> Pa
                     continue
                 audio.append(x)
                 meta.append((text, cls, voice.lang, voice.spec, stretch))
-    offsets = np.cumsum([0] + [len(a) for a in audio])
-    OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f"engines_{split_name}.npz"
-    np.savez(
+    save_renders(
         path,
-        audio=np.concatenate(audio),
-        offsets=offsets,
+        audio,
         text=np.array([m[0] for m in meta]),
         cls=np.array([m[1] for m in meta], dtype=np.int64),
         lang=np.array([m[2] for m in meta]),
@@ -172,6 +169,14 @@ def render_split(split_name: str, seed: int, generated: int, renders: int) -> Pa
     )
     print(f"{split_name}: {len(audio)} renders -> {path}", file=sys.stderr)
     return path
+
+
+def save_renders(path: Path, audio: list[np.ndarray], **columns: np.ndarray) -> None:
+    """A render store (what `RenderStore` reads): the clips end to end, their offsets, one value per
+    clip for each column (`text` and `cls` at least)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    offsets = np.cumsum([0] + [len(a) for a in audio])
+    np.savez(path, audio=np.concatenate(audio), offsets=offsets, **columns)
 
 
 class RenderStore:

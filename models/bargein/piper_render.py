@@ -18,6 +18,7 @@ import numpy as np
 import soxr
 from tqdm import tqdm
 
+from models.bargein.engines import save_renders
 from models.bargein.phrases import SPLITS, random_backchannel, random_interruption
 from models.bargein.synth import SR, trim
 
@@ -70,12 +71,9 @@ def main(argv: list[str] | None = None) -> int:
             x = x * (0.5 / (float(np.abs(x).max()) or 1.0))
             audio.append(x.astype(np.float32))
             meta.append((text, cls, ls))
-    offsets = np.cumsum([0] + [len(a) for a in audio])
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(
+    save_renders(
         OUT,
-        audio=np.concatenate(audio),
-        offsets=offsets,
+        audio,
         text=np.array([m[0] for m in meta]),
         cls=np.array([m[1] for m in meta], dtype=np.int64),
         length_scale=np.array([m[2] for m in meta], dtype=np.float32),
