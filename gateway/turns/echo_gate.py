@@ -65,6 +65,7 @@ class EchoGate:
         self._agent_levels: deque[float] = deque(maxlen=n)
         self._caller_levels: deque[float] = deque(maxlen=n)
         self._since_estimate = 0
+        self._agent_heard = False
         self.echo_path: tuple[int, float] | None = None  # (lag in frames, return loss dB)
 
     def update(self, t_end: float, caller: Pcm, agent: Pcm) -> bool:
@@ -74,41 +75,49 @@ class EchoGate:
         self._agent_levels.append(agent_db)
         self._caller_levels.append(caller_db)
         self._since_estimate += 1
+        self._agent_heard = self._agent_heard or agent_db > ACTIVE_DB
         if self._since_estimate >= ESTIMATE_EVERY:
             self._since_estimate = 0
-            self._estimate()
+            if self._agent_heard:  # nothing new to learn from a second without the agent
+                self._estimate()
+            self._agent_heard = False
         loudest = max(self._agent_db)
         explained = loudest > AGENT_AUDIBLE_DB and caller_db < loudest - self.margin_db
         if not explained and self.echo_path is not None:
             lag, loss = self.echo_path
-            levels = list(self._agent_levels)
-            near = levels[max(0, len(levels) - 2 - lag) : len(levels) - lag + 1] if lag < len(levels) else []
+            levels = self._agent_levels
+            near = [levels[-1 - k] for k in range(max(0, lag - 1), lag + 2) if k < len(levels)]
             source = max(near, default=-100.0)
             explained = source > AGENT_AUDIBLE_DB and caller_db < source - loss + self.echo_margin_db
         self._frames.append((t_end, explained))
         return explained
 
     def _estimate(self) -> None:
-        """Find the lag at which the agent's levels explain the caller line's, and its return loss."""
+        """Find the lag at which the agent's levels explain the caller line's, and its return loss
+        (all lags at once: a masked correlation per row of a lagged view of the agent's levels)."""
         agent = np.asarray(self._agent_levels)
-        caller = np.asarray(self._caller_levels)
         if len(agent) <= MAX_LAG_FRAMES:
             return
-        best: tuple[float, int, float] | None = None
-        for lag in range(MAX_LAG_FRAMES + 1):
-            a = agent[MAX_LAG_FRAMES - lag : len(agent) - lag]
-            c = caller[MAX_LAG_FRAMES:]
-            active = a > ACTIVE_DB
-            if active.sum() < MIN_ACTIVE_FRAMES:
-                return
-            a, c = a[active], c[active]
-            if a.std() < 1.0 or c.std() < 1.0:
-                continue
-            r = float(np.corrcoef(a, c)[0, 1])
-            if best is None or r > best[0]:
-                best = (r, lag, float(np.median(a - c)))
-        if best is not None and best[0] >= self.min_correlation:
-            self.echo_path = (best[1], best[2])
+        caller = np.asarray(self._caller_levels)[MAX_LAG_FRAMES:]
+        # row `lag`: the agent's level `lag` frames before each caller frame
+        lagged = np.lib.stride_tricks.sliding_window_view(agent, len(caller))[::-1]
+        active = lagged > ACTIVE_DB
+        n = active.sum(axis=1)
+        if n.min() < MIN_ACTIVE_FRAMES:
+            return
+        a_mean = np.where(active, lagged, 0.0).sum(axis=1) / n
+        c_mean = np.where(active, caller, 0.0).sum(axis=1) / n
+        da = np.where(active, lagged - a_mean[:, None], 0.0)
+        dc = np.where(active, caller - c_mean[:, None], 0.0)
+        var_a, var_c = (da * da).sum(axis=1) / n, (dc * dc).sum(axis=1) / n
+        usable = (var_a >= 1.0) & (var_c >= 1.0)
+        if not usable.any():
+            return
+        r = np.where(usable, (da * dc).sum(axis=1) / n / np.sqrt(np.maximum(var_a * var_c, 1e-12)), -np.inf)
+        lag = int(np.argmax(r))
+        if r[lag] >= self.min_correlation:
+            loss = float(np.median((lagged[lag] - caller)[active[lag]]))
+            self.echo_path = (lag, loss)
 
     def explains(self, start: float, end: float) -> bool:
         """True when every frame overlapping [start, end) was echo-explained."""
