@@ -40,6 +40,11 @@ class Label:
     end: float
     turn: int
     in_start_cooldown: bool = False
+    voice: str = ""  # "engine:voice" of the caller's speech, when the labels carry it
+
+    @property
+    def engine(self) -> str:
+        return self.voice.split(":", 1)[0] if ":" in self.voice else self.voice
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,7 @@ def load_labels(path: Path) -> tuple[list[Turn], list[Label]]:
             float(e["end"]),
             int(e["turn"]),
             bool(e.get("in_start_cooldown")),
+            str(e.get("voice", "")) if e["class"] in ("interruption", "backchannel") else "",
         )
         for e in data["events"]
     ]
@@ -199,6 +205,49 @@ def aggregate(files: Sequence[tuple[Sequence[Label], FileScore]]) -> Metrics:
         noises=noise,
         decisions=decisions,
     )
+
+
+def by_group(files: Sequence[tuple[Sequence[Label], FileScore]], key: str = "engine") -> dict[str, Metrics]:
+    """Metrics of the caller's speech per engine (or per voice, `key="voice"`).
+
+    Only the labelled speech events of each group count (interruptions and backchannels): line-triggered
+    interruptions and noises belong to no voice, so a group's precision is over its own events alone.
+    """
+    groups: dict[str, list[tuple[Sequence[Label], FileScore]]] = {}
+    for labels, score in files:
+        picked: dict[str, tuple[list[Label], list[float | None]]] = {}
+        for lab, fired in zip(labels, score.fired, strict=True):
+            name = lab.engine if key == "engine" else lab.voice
+            if lab.cls in ("interruption", "backchannel") and name:
+                ls, fs = picked.setdefault(name, ([], []))
+                ls.append(lab)
+                fs.append(fired)
+        for name, (ls, fs) in picked.items():
+            groups.setdefault(name, []).append((ls, FileScore(fired=fs)))
+    return {name: aggregate(g) for name, g in sorted(groups.items())}
+
+
+def group_table(adaptive: dict[str, Metrics], vad: dict[str, Metrics], title: str) -> str:
+    head = (title, "int.", "bc.", "precision a / v", "recall a / v", "bc false a / v", "median / p95 ms (a)")
+    rows = [
+        (
+            name,
+            str(a.interruptions),
+            str(a.backchannels),
+            f"{_fmt(a.precision)} / {_fmt(vad[name].precision)}",
+            f"{_fmt(a.recall)} / {_fmt(vad[name].recall)}",
+            f"{_fmt(a.backchannel_false_rate, True)} / {_fmt(vad[name].backchannel_false_rate, True)}",
+            f"{a.latency_median_ms:.0f} / {a.latency_p95_ms:.0f}",
+        )
+        for name, a in adaptive.items()
+    ]
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    lines = [
+        "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)),
+        "  ".join("-" * w for w in widths),
+    ]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(lines)
 
 
 def false_trigger_rejection(
@@ -320,7 +369,9 @@ def evaluate(
     replay_out: Path | None = None,
     cooldown: float = 1.0,
     replay_in: Path | None = None,
-) -> tuple[dict[str, Metrics], tuple[float, int]]:
+) -> tuple[dict[str, Metrics], tuple[float, int], dict[str, dict[str, dict[str, Metrics]]]]:
+    """Overall metrics per mode, VAD false-trigger rejection, and per-group metrics
+    (`groups[mode]["engine" | "voice"][name]`)."""
     wavs = sorted(p for p in directory.glob("*.wav") if p.with_suffix(".json").exists())
     if not wavs:
         raise FileNotFoundError(f"no labelled WAVs (NAME.wav + NAME.json) in {directory}")
@@ -340,7 +391,8 @@ def evaluate(
             for name, (turns, labels) in labelled.items()
         ]
     results = {mode: aggregate(per_mode[mode]) for mode in MODES}
-    return results, false_trigger_rejection(per_mode["adaptive"], per_mode["vad"])
+    groups = {mode: {k: by_group(per_mode[mode], k) for k in ("engine", "voice")} for mode in MODES}
+    return results, false_trigger_rejection(per_mode["adaptive"], per_mode["vad"]), groups
 
 
 def register(sub: Any) -> None:
@@ -370,12 +422,20 @@ def register(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    results, rejection = evaluate(
+    results, rejection, groups = evaluate(
         args.directory, args.config, args.overrides, args.keep_replay, args.cooldown, args.from_replay
     )
     print(table(results, rejection, args.cooldown))
+    for key in ("engine", "voice"):
+        if groups["adaptive"][key]:
+            print()
+            print(group_table(groups["adaptive"][key], groups["vad"][key], f"caller {key}"))
     if args.json:
         data: dict[str, Any] = {m: r.to_dict() for m, r in results.items()}
         data["vad_false_triggers_rejected"] = {"fraction": rejection[0], "of": rejection[1]}
+        data["per_group"] = {
+            mode: {k: {n: m.to_dict() for n, m in g.items()} for k, g in by_key.items()}
+            for mode, by_key in groups.items()
+        }
         args.json.write_text(json.dumps(data, indent=1) + "\n")
     return 0

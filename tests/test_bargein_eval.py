@@ -12,7 +12,9 @@ from gateway.eval_bargein import (
     Label,
     Turn,
     aggregate,
+    by_group,
     false_trigger_rejection,
+    group_table,
     parse_replay,
     score_file,
     table,
@@ -122,3 +124,25 @@ def test_parse_replay_and_table() -> None:
     m = aggregate([(LABELS, score_file(TURNS, LABELS, parsed["a.wav"]))])
     text = table({"adaptive": m, "vad": m}, (1.0, 2))
     assert "precision" in text and "100.0 % of 2" in text
+
+
+def test_per_engine_and_voice_rows() -> None:
+    turns = [Turn(1.0, 8.0), Turn(10.0, 17.0), Turn(19.0, 26.0)]
+    labels = [
+        Label("interruption", 3.0, 4.0, 0, voice="flite:awb"),
+        Label("backchannel", 12.0, 12.4, 1, voice="festival:ked_diphone"),
+        Label("interruption", 21.0, 22.0, 2, voice="flite:slt"),
+        Label("noise", 5.0, 5.5, 0),
+    ]
+    # flite:awb interrupted (300 ms), festival's backchannel interrupted, flite:slt missed, noise ignored,
+    # and one echo-only decision that belongs to no voice.
+    s = score_file(turns, labels, [Decision(3.3, 3.1), Decision(12.3, 12.1), Decision(15.0, 15.0)])
+    engines = by_group([(labels, s)])
+    assert set(engines) == {"flite", "festival"}
+    assert engines["flite"].interruptions == 2 and engines["flite"].recall == 0.5
+    assert engines["flite"].precision == 1.0 and engines["flite"].latency_median_ms == pytest.approx(300.0)
+    assert engines["festival"].backchannel_false_rate == 1.0 and engines["festival"].precision == 0.0
+    voices = by_group([(labels, s)], key="voice")
+    assert voices["flite:slt"].recall == 0.0 and voices["flite:awb"].recall == 1.0
+    text = group_table(engines, engines, "caller engine")
+    assert "festival" in text.splitlines()[2] and "flite" in text.splitlines()[3]
