@@ -216,6 +216,9 @@ class TurnHandlingConfig(Section):
     turn_detection: Literal["vad", "stt", "model"] = _TH.turn_detection
     min_endpointing_delay: Seconds = _TH.min_endpointing_delay
     max_endpointing_delay: Seconds = _TH.max_endpointing_delay
+    # Calls without an STT may use their own range (None: min/max_endpointing_delay).
+    audio_only_min_endpointing_delay: Seconds | None = _TH.audio_only_min_endpointing_delay
+    audio_only_max_endpointing_delay: Seconds | None = _TH.audio_only_max_endpointing_delay
     endpointing: EndpointingConfig = EndpointingConfig()
     turn_detector: DetectorName = _TH.turn_detector
     interruption: InterruptionConfig = InterruptionConfig()
@@ -229,6 +232,15 @@ class TurnHandlingConfig(Section):
                 f"must be >= min_endpointing_delay ({self.min_endpointing_delay}), "
                 f"got {self.max_endpointing_delay}",
             )
+        lo = self.audio_only_min_endpointing_delay
+        hi = self.audio_only_max_endpointing_delay
+        lo = self.min_endpointing_delay if lo is None else lo
+        hi = self.max_endpointing_delay if hi is None else hi
+        if lo > hi:
+            raise cross_field_error(
+                "audio_only_max_endpointing_delay",
+                f"the audio-only range must have min <= max, got {lo} > {hi}",
+            )
         return self
 
     def to_options(self) -> TurnHandlingOptions:
@@ -239,6 +251,8 @@ class TurnHandlingConfig(Section):
             turn_detection=self.turn_detection,
             min_endpointing_delay=self.min_endpointing_delay,
             max_endpointing_delay=self.max_endpointing_delay,
+            audio_only_min_endpointing_delay=self.audio_only_min_endpointing_delay,
+            audio_only_max_endpointing_delay=self.audio_only_max_endpointing_delay,
             endpointing=EndpointingOptions(**self.endpointing.model_dump()),
             interruption=InterruptionOptions(
                 enabled=i.enabled,

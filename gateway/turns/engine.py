@@ -48,7 +48,9 @@ When the user falls silent, the wait before committing is ``min_endpointing_dela
 STT's end-of-utterance (``stt``), or a value between min and max chosen continuously by the
 end-of-turn probability (``model``: ``wait = max - p * (max - min)``), counted from the end of the
 last voiced audio, not from when VAD noticed the silence. Speech resuming cancels the pending end of
-turn. With an STT attached, a turn needs a final transcript with words to be committed.
+turn. With an STT attached, a turn needs a final transcript with words to be committed. A call without
+an STT uses ``audio_only_min/max_endpointing_delay`` instead of min/max when they are set (the model is
+less sure from the audio alone, so its best range differs).
 """
 
 from __future__ import annotations
@@ -203,11 +205,23 @@ class TurnEngine:
         return tuple(w.text for w in self._turn.words) if self._turn else ()
 
     @property
+    def max_endpointing_delay(self) -> float:
+        """The longest wait: the audio-only one for a call without an STT, if set."""
+        opts = self.options
+        if not self.has_stt and opts.audio_only_max_endpointing_delay is not None:
+            return opts.audio_only_max_endpointing_delay
+        return opts.max_endpointing_delay
+
+    @property
     def min_endpointing_delay(self) -> float:
-        """The effective minimum wait (learned from the caller's pauses in dynamic mode)."""
-        base = self.options.min_endpointing_delay
-        if self.options.endpointing.mode == "dynamic" and self._dynamic_min is not None:
-            return min(max(self._dynamic_min, base), self.options.max_endpointing_delay)
+        """The effective minimum wait (learned from the caller's pauses in dynamic mode; the
+        audio-only one for a call without an STT, if set)."""
+        opts = self.options
+        base = opts.min_endpointing_delay
+        if not self.has_stt and opts.audio_only_min_endpointing_delay is not None:
+            base = opts.audio_only_min_endpointing_delay
+        if opts.endpointing.mode == "dynamic" and self._dynamic_min is not None:
+            return min(max(self._dynamic_min, base), self.max_endpointing_delay)
         return base
 
     # -- inputs ---------------------------------------------------------------------------------
@@ -545,7 +559,7 @@ class TurnEngine:
 
     def _endpointing_wait(self, turn: _PendingTurn) -> tuple[float, float | None]:
         opts = self.options
-        low, high = self.min_endpointing_delay, opts.max_endpointing_delay
+        low, high = self.min_endpointing_delay, self.max_endpointing_delay
         if opts.turn_detection == "model":
             p = turn.eot_probability
             if p is None:

@@ -93,6 +93,10 @@ class TurnHandlingOptions:
     turn_detection: TurnDetection = "vad"
     min_endpointing_delay: float = 0.5
     max_endpointing_delay: float = 3.0
+    # Calls without an STT (the end-of-turn model then hears the audio only, and is less sure) may use
+    # their own range; None keeps min/max_endpointing_delay for them.
+    audio_only_min_endpointing_delay: float | None = None
+    audio_only_max_endpointing_delay: float | None = None
     endpointing: EndpointingOptions = field(default_factory=EndpointingOptions)
     # End-of-turn detector for turn_detection "model": "auto", "onnx", "heuristic", "module:factory".
     turn_detector: str = "auto"
