@@ -1,12 +1,16 @@
-"""End-of-turn benchmark: cut-offs in hesitation pauses vs latency after finished turns.
+"""End-of-turn benchmark: cut-offs in hesitation pauses vs latency after finished turns, per engine.
 
-    python bench/bench_eot.py [--turns 300] [--seed 7] [--plot bench/out/eot_curves.png]
+    python bench/bench_eot.py [--turns 150] [--engines flite festival espeak-ng] [--seed 7]
+        [--baseline-rev 3b35c02] [--plot bench/out/eot_curves.png]
 
-Held-out calls (voices and phrase templates never used in training, `models.eot.phrases` "test" split)
-are rendered like the training data: turns of one or more parts joined by hesitation pauses of
-0.5–1.8 s (fragments, fillers, phone numbers read in groups, dates), through the telephony channel,
-followed by silence. The agent is silent. Each call runs through the live `TurnPipeline` (Silero VAD,
-TurnEngine, the detector) under many settings in the same run:
+Held-out calls (phrase templates never used in training, `models.eot.phrases` "test" split) spoken by
+the held-out engines flite and festival (`models.eot.voices`: never used for training, calibration or
+epoch selection) and by espeak-ng's held-out test variants (the first model's benchmark), `--turns`
+per engine: turns of one or more parts joined by hesitation pauses of 0.5–1.8 s (fragments, fillers,
+phone numbers read in groups, dates), through the telephony channel, followed by silence. The agent
+is silent. Each call runs through the live `TurnPipeline` (Silero VAD, TurnEngine, the detector)
+under many settings in the same run; the committed model and the baseline model (`--baseline-rev`:
+the `models/eot/eot.onnx` of that git revision) are both run:
 
 * ``vad``: fixed silence timers (`min_endpointing_delay` 0.3 … 2.0 s);
 * ``model (audio)``: `turn_detection: model` with the ONNX detector and no words (no STT);
@@ -28,6 +32,7 @@ from __future__ import annotations
 import argparse
 import functools
 import itertools
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -41,7 +46,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gateway.replay import Replayer  # noqa: E402
-from gateway.turns.eot_onnx import OnnxEndOfTurnDetector, OnnxEndOfTurnStream  # noqa: E402
+from gateway.turns.eot_features import HOP, word_features  # noqa: E402
+from gateway.turns.eot_onnx import MODEL_PATH, OnnxEndOfTurnDetector  # noqa: E402
 from gateway.turns.events import EndOfTurn  # noqa: E402
 from gateway.turns.options import InterruptionOptions, TurnHandlingOptions, VadOptions  # noqa: E402
 from gateway.turns.pipeline import TurnPipeline  # noqa: E402
@@ -52,28 +58,47 @@ from models.eot.render import SR, Rendered, render_turn  # noqa: E402
 
 FRAME = SR // 50
 TEST_SPLIT_ID = 2
+ENGINES = ("flite", "festival", "espeak-ng")
 
 
 @dataclass
 class Call:
     index: int
     family: str
+    engine: str
     rendered: Rendered
     frames: list[np.ndarray]
     chunks: list[list[VadChunk]]
 
 
-def make_calls(n: int, seed: int, flat_prob: float) -> list[Call]:
+def render_call(engine: str, i: int, seed: int, flat_prob: float) -> tuple[str, Rendered] | None:
+    """Call `i` of a held-out engine: espeak-ng as the first benchmark did (its held-out test
+    variants), flite and festival through `models.eot.render_tts` (their test voices)."""
+    sid = TEST_SPLIT_ID if engine == "espeak-ng" else 10 + ENGINES.index(engine)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, sid, i]))
+    family, turn = draw_turn(rng, TEMPLATES["test"])
+    if engine == "espeak-ng":
+        return family, render_turn(rng, turn, VOICES["test"].draw(rng), flat_prob=flat_prob)
+    from models.eot.render_tts import render_turn_tts
+    from models.eot.voices import draw_voice
+
+    rendered = render_turn_tts(rng, turn, draw_voice(rng, "test", engine), flat_prob=flat_prob)
+    return None if rendered is None else (family, rendered)
+
+
+def make_calls(n: int, seed: int, flat_prob: float, engines: Sequence[str] = ("espeak-ng",)) -> list[Call]:
     model = SileroModel()
-    calls = []
-    for i in tqdm(range(n), desc="render + VAD", file=sys.stderr):
-        rng = np.random.default_rng(np.random.SeedSequence([seed, TEST_SPLIT_ID, i]))
-        family, turn = draw_turn(rng, TEMPLATES["test"])
-        rendered = render_turn(rng, turn, VOICES["test"].draw(rng), flat_prob=flat_prob)
+    calls: list[Call] = []
+    jobs = [(e, i) for e in engines for i in range(n)]
+    for engine, i in tqdm(jobs, desc="render + VAD", file=sys.stderr):
+        made = render_call(engine, i, seed, flat_prob)
+        if made is None:
+            continue
+        family, rendered = made
         line = rendered.line
         frames = [line[k : k + FRAME] for k in range(0, len(line) // FRAME * FRAME, FRAME)]
         vad = VadStream(model, SR)
-        calls.append(Call(i, family, rendered, frames, [vad.push(f) for f in frames]))
+        calls.append(Call(len(calls), family, engine, rendered, frames, [vad.push(f) for f in frames]))
     return calls
 
 
@@ -84,7 +109,7 @@ class DetectorMode:
 
 
 class _BenchStream:
-    """Wraps one call's ONNX stream: true words as the partial transcript, answers cached."""
+    """Wraps one call: true words as the partial transcript, the model's inputs cached per speech end."""
 
     def __init__(self, owner: BenchDetector, call: Call) -> None:
         self.owner, self.call = owner, call
@@ -100,12 +125,7 @@ class _BenchStream:
             segs = self.call.rendered.segments
             last = max((k for k, s in enumerate(segs) if s.start < speech_end), default=-1)
             spoken = self.call.rendered.words_until(last) if last >= 0 else []
-        key = (self.call.index, round(speech_end, 4), self.samples, tuple(spoken))
-        p = self.owner.cache.get(key)
-        if p is None:
-            stream = self.owner.stream_for(self.call, self.samples)
-            p = stream.probability(speech_end, spoken)
-            self.owner.cache[key] = p
+        p = self.owner.answer(self.call, speech_end, self.samples, spoken)
         if mode.threshold is not None:
             return 1.0 if p >= mode.threshold else 0.0
         return p
@@ -120,22 +140,43 @@ class BenchDetector:
         self.mode = DetectorMode(words=False)
         self.call: Call | None = None
         self.cache: dict[tuple[object, ...], float] = {}
-        self._streams: dict[int, OnnxEndOfTurnStream] = {}
+        self._inputs: dict[tuple[int, int], tuple[np.ndarray, np.ndarray | None]] = {}
 
     def open_stream(self) -> _BenchStream:
         assert self.call is not None
         return _BenchStream(self, self.call)
 
-    def stream_for(self, call: Call, samples: int) -> OnnxEndOfTurnStream:
-        """A real stream of this call that has received exactly `samples` samples."""
-        stream = self._streams.get(call.index)
-        if stream is None or stream.samples > samples:
-            stream = self.detector.open_stream()
-            self._streams = {call.index: stream}
-        line = call.rendered.line
-        if stream.samples < samples:
-            stream.push(line[stream.samples : samples])
-        return stream
+    def answer(self, call: Call, speech_end: float, samples: int, words: list[str]) -> float:
+        """What the call's real stream answers after `samples` samples (cached)."""
+        key = (call.index, round(speech_end, 4), samples, tuple(words))
+        p = self.cache.get(key)
+        if p is None:
+            silence = max(0.0, samples / SR - speech_end)
+            feats, emb = self.inputs(call, speech_end, samples)
+            p = float(
+                self.detector.model.run(
+                    feats[None],
+                    word_features(words)[None],
+                    np.array([silence], dtype=np.float32),
+                    None if emb is None else emb[None],
+                )[0]
+            )
+            self.cache[key] = p
+        return p
+
+    def inputs(self, call: Call, speech_end: float, samples: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """The model's audio inputs of a speech end, from a real stream of the call that has received
+        the audio up to the query (`samples`), computed once per speech end when complete."""
+        end_key = (call.index, round(speech_end * SR) // HOP)
+        got = self._inputs.get(end_key)
+        if got is not None:
+            return got
+        stream = self.detector.open_stream()
+        stream.push(call.rendered.line[:samples])  # one push: the streams are chunking-exact
+        feats, emb = stream.inputs(speech_end)
+        if stream._cached is not None:
+            self._inputs[end_key] = (feats, emb)
+        return feats, emb
 
 
 @dataclass
@@ -201,10 +242,13 @@ def run_call(
 
 def run_setting(
     calls: list[Call], options: TurnHandlingOptions, detector: BenchDetector | None, silero: SileroModel
-) -> Outcome:
-    out = Outcome()
+) -> dict[str, Outcome]:
+    """Outcomes per engine (and "all") of one setting."""
+    out: dict[str, Outcome] = {"all": Outcome()}
     for call in calls:
-        score_call(call, run_call(call, options, detector, silero), out)
+        eots = run_call(call, options, detector, silero)
+        score_call(call, eots, out["all"])
+        score_call(call, eots, out.setdefault(call.engine, Outcome()))
     return out
 
 
@@ -222,108 +266,132 @@ def base_options(**kw: object) -> TurnHandlingOptions:
     return replace(base, **kw)  # type: ignore[arg-type]
 
 
-VAD_TIMERS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.2, 1.5, 1.8, 2.0)
-MODEL_PAIRS = (
-    (0.1, 1.5), (0.1, 2.0), (0.1, 2.5), (0.2, 1.5), (0.2, 2.0),
-    (0.2, 2.5), (0.2, 3.0), (0.3, 2.0), (0.5, 1.5), (0.5, 2.5),
-)  # fmt: skip
-BINARY = ((0.2, 2.0, 0.5), (0.2, 2.0, 0.7), (0.2, 2.0, 0.9))
+VAD_TIMERS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0, 1.2, 1.5, 1.8, 2.0)
+MODEL_PAIRS = tuple((lo, hi) for lo in (0.1, 0.2, 0.3, 0.5) for hi in (1.0, 1.5, 2.0, 2.5, 3.0))
+BASELINE_PAIRS = ((0.1, 2.0), (0.2, 2.0), (0.5, 1.5), (0.5, 3.0))
+BUDGETS = (0.02, 0.05, 0.10, 0.20)
+
+Row = tuple[str, float, dict[str, float], Outcome]
 
 
 def fmt_row(name: str, setting: str, r: dict[str, float]) -> str:
     return (
-        f"| {name:<15} | {setting:<16} | {r['cutoff'] * 100:6.1f} % | {r['turns_cut'] * 100:6.1f} % "
+        f"| {name:<22} | {setting:<10} | {r['cutoff'] * 100:6.1f} % | {r['turns_cut'] * 100:6.1f} % "
         f"| {r['median_ms']:6.0f} | {r['p95_ms']:6.0f} |"
     )
 
 
+def best_under(rows: list[Row], budget: float) -> Row | None:
+    """The setting with the lowest median latency among those with cut-offs <= budget."""
+    ok = [r for r in rows if r[2]["cutoff"] <= budget + 1e-9]
+    return min(ok, key=lambda r: (r[2]["median_ms"], r[2]["p95_ms"])) if ok else None
+
+
+def baseline_model(rev: str) -> Path | None:
+    """`models/eot/eot.onnx` as committed at git revision `rev` (None if git cannot give it)."""
+    out = ROOT / "bench" / "out" / f"eot-{rev}.onnx"
+    if not out.exists():
+        try:
+            blob = subprocess.run(
+                ["git", "-C", str(ROOT), "show", f"{rev}:models/eot/eot.onnx"],
+                check=True,
+                capture_output=True,
+            ).stdout
+        except (subprocess.CalledProcessError, FileNotFoundError):
+            return None
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(blob)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--turns", type=int, default=300)
+    ap.add_argument("--turns", type=int, default=150, help="calls per engine")
+    ap.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--flat", type=float, default=0.0, help="share of hesitations spoken with a final fall")
+    ap.add_argument("--model", type=Path, default=MODEL_PATH)
+    ap.add_argument(
+        "--baseline-rev", default="3b35c02", help="git revision of the baseline model ('' = none)"
+    )
     ap.add_argument("--plot", type=Path, default=ROOT / "bench" / "out" / "eot_curves.png")
     ap.add_argument("--crosscheck", type=int, default=8, help="calls also run through Replayer")
     args = ap.parse_args(argv)
 
     silero = SileroModel()
-    calls = make_calls(args.turns, args.seed, args.flat)
-    detector = BenchDetector(OnnxEndOfTurnDetector())
-    results: dict[str, list[tuple[str, float, dict[str, float], Outcome]]] = {}
+    calls = make_calls(args.turns, args.seed, args.flat, args.engines)
+    models: dict[str, BenchDetector] = {"model": BenchDetector(OnnxEndOfTurnDetector(args.model))}
+    base_path = baseline_model(args.baseline_rev) if args.baseline_rev else None
+    if base_path is not None:
+        models["before"] = BenchDetector(OnnxEndOfTurnDetector(base_path))
+    # results[engine][detector] = rows
+    results: dict[str, dict[str, list[Row]]] = {}
 
-    settings: list[tuple[str, str, float, TurnHandlingOptions, DetectorMode | None]] = []
+    settings: list[tuple[str, str, float, TurnHandlingOptions, str | None, DetectorMode | None]] = []
     for d in VAD_TIMERS:
-        settings.append(("vad", f"{d:.1f} s", d, base_options(min_endpointing_delay=d), None))
-    for words in (False, True):
-        name = "model (+words)" if words else "model (audio)"
-        for lo, hi in MODEL_PAIRS:
-            opts = base_options(turn_detection="model", min_endpointing_delay=lo, max_endpointing_delay=hi)
-            settings.append((name, f"{lo:.1f}–{hi:.1f} s", hi, opts, DetectorMode(words)))
-        for lo, hi, thr in BINARY:
-            opts = base_options(turn_detection="model", min_endpointing_delay=lo, max_endpointing_delay=hi)
-            label = f"binary{' +w' if words else ''}"
-            settings.append((label, f"{lo}/{hi} @{thr}", thr, opts, DetectorMode(words, thr)))
+        settings.append(("vad", f"{d:.1f} s", d, base_options(min_endpointing_delay=d), None, None))
+    for key in models:
+        for words in (False, True):
+            name = f"{key} ({'+words' if words else 'audio'})"
+            for lo, hi in MODEL_PAIRS if key == "model" else BASELINE_PAIRS:
+                opts = base_options(
+                    turn_detection="model", min_endpointing_delay=lo, max_endpointing_delay=hi
+                )
+                settings.append((name, f"{lo:.1f}–{hi:.1f} s", hi, opts, key, DetectorMode(words)))
 
-    for name, setting, x, opts, mode in tqdm(settings, desc="settings", file=sys.stderr):
-        if mode is not None:
-            detector.mode = mode
-        out = run_setting(calls, opts, detector if mode is not None else None, silero)
-        results.setdefault(name, []).append((setting, x, out.row(), out))
+    for name, setting, x, opts, key, mode in tqdm(settings, desc="settings", file=sys.stderr):
+        det = models[key] if key is not None else None
+        if det is not None and mode is not None:
+            det.mode = mode
+        for engine, out in run_setting(calls, opts, det, silero).items():
+            results.setdefault(engine, {}).setdefault(name, []).append((setting, x, out.row(), out))
 
-    n_pauses = next(iter(results.values()))[0][3].pauses
-    fams = next(iter(results.values()))[0][3].by_family
-    print(f"\nEnd-of-turn benchmark: {len(calls)} held-out calls, {n_pauses} hesitation pauses (0.5–1.8 s)")
-    print("pauses per family: " + ", ".join(f"{k} {v[0]}" for k, v in sorted(fams.items())))
-    print("\n| detector        | setting          | cut-offs | turns cut | median ms | p95 ms |")
-    print("|---|---|---:|---:|---:|---:|")
-    for name, rows in results.items():
-        for setting, _, r, _ in rows:
-            print(fmt_row(name, setting, r))
+    for engine in ["all", *args.engines]:
+        res = results.get(engine)
+        if not res:
+            continue
+        first = next(iter(res.values()))[0][3]
+        print(f"\n## {engine}: {first.turns} held-out calls, {first.pauses} hesitation pauses (0.5–1.8 s)")
+        print("pauses per family: " + ", ".join(f"{k} {v[0]}" for k, v in sorted(first.by_family.items())))
+        print("\n| detector               | setting    | cut-offs | turns cut | median ms | p95 ms |")
+        print("|---|---|---:|---:|---:|---:|")
+        for name, rows in res.items():
+            for setting, _, r, _ in rows:
+                print(fmt_row(name, setting, r))
+        print(f"\nBest median under a cut-off budget ({engine}; setting, cut-offs, median / p95 ms):")
+        for budget in BUDGETS:
+            cells = []
+            for name, rows in res.items():
+                b = best_under(rows, budget)
+                cells.append(
+                    f"{name}: "
+                    + (
+                        "none"
+                        if b is None
+                        else f"{b[0]} {b[2]['cutoff']:.1%} {b[2]['median_ms']:.0f}/{b[2]['p95_ms']:.0f}"
+                    )
+                )
+            print(f"  ≤{budget:.0%}: " + "; ".join(cells))
 
-    # Ratios against VAD in the same run: the VAD timer with the same cut-off rate or better.
-    print("\nAgainst the fastest VAD timer that cuts off no more often (same run):")
-    vad_rows = results["vad"]
-    for name in ("model (audio)", "model (+words)"):
-        for setting, _, r, _ in results[name]:
-            ok = [v for v in vad_rows if v[2]["cutoff"] <= r["cutoff"]]
-            if not ok:
-                best = min(v[2]["cutoff"] for v in vad_rows)
-                print(f"  {name} {setting}: no VAD timer as safe (best {best:.1%})")
-                continue
-            v = min(ok, key=lambda v: v[2]["median_ms"])
-            m, vm = r["median_ms"], v[2]["median_ms"]
-            print(
-                f"  {name} {setting}: median {m:.0f} ms vs VAD {v[0]} {vm:.0f} ms (x{m / vm:.2f}), "
-                f"p95 {r['p95_ms']:.0f} vs {v[2]['p95_ms']:.0f} ms"
-            )
+    per_base(results.get("all", {}))
+    main_det = models["model"]
+    measure_cost(main_det.detector, calls[0])
+    crosscheck(calls[: args.crosscheck], main_det, silero)
+    plot(results, args.engines, args.plot)
+    return 0
 
-    print("\nCut-offs per family (model audio 0.1–2.0 s / +words 0.1–2.0 s / vad 0.5 s):")
-    pick = {
-        "model (audio)": "0.1–2.0 s",
-        "model (+words)": "0.1–2.0 s",
-        "vad": "0.5 s",
-    }
-    for fam in sorted(fams):
-        cells = []
-        for name, setting in pick.items():
-            o = next(o for s, _, _, o in results[name] if s == setting)
-            p, c = o.by_family.get(fam, [0, 0])
-            cells.append(f"{c}/{p}")
-        print(f"  {fam:<10} " + "  ".join(cells))
 
-    print("\nPer held-out base voice (cut-offs, median / p95 latency ms):")
-    for name, setting in pick.items():
-        o = next(o for s, _, _, o in results[name] if s == setting)
+def per_base(res: dict[str, list[Row]]) -> None:
+    print("\nPer held-out voice (model 0.2–2.0 s audio / +words; VAD 1.5 s): cut pauses, median/p95 ms")
+    for name, setting in (("model (audio)", "0.2–2.0 s"), ("model (+words)", "0.2–2.0 s"), ("vad", "1.5 s")):
+        o = next((o for s, _, _, o in res.get(name, []) if s == setting), None)
+        if o is None:
+            continue
         cells = []
         for base, (pc, lat) in sorted(o.by_base.items()):
-            ms = np.array(lat) * 1000
+            ms = np.array(lat) * 1000 if lat else np.array([np.nan])
             cells.append(f"{base} {pc[1]}/{pc[0]} {np.median(ms):.0f}/{np.percentile(ms, 95):.0f}")
         print(f"  {name} {setting}: " + "; ".join(cells))
-
-    measure_cost(detector.detector, calls[0])
-    crosscheck(calls[: args.crosscheck], detector, silero)
-    plot(results, args.plot)
-    return 0
 
 
 def measure_cost(detector: OnnxEndOfTurnDetector, call: Call, reps: int = 300) -> None:
@@ -335,6 +403,8 @@ def measure_cost(detector: OnnxEndOfTurnDetector, call: Call, reps: int = 300) -
     first, again = [], []
     for k in range(reps):
         stream._cached = None  # force the features of a new speech end
+        if stream._emb_stream is not None:
+            stream._emb_stream._mel.clear()  # and its mel chunks
         t0 = time.perf_counter()
         stream.probability(end + 1e-4 * (k % 7), ("I'd", "like"))
         t1 = time.perf_counter()
@@ -367,11 +437,11 @@ def crosscheck(calls: list[Call], detector: BenchDetector, silero: SileroModel) 
     print(f"Replayer cross-check: {same}/{len(calls)} calls with identical end_of_turn times")
 
 
-def _x_of(key: str, row: tuple[str, float, dict[str, float], Outcome]) -> float:
+def _x_of(key: str, row: Row) -> float:
     return row[2][key]
 
 
-def plot(results: dict[str, list[tuple[str, float, dict[str, float], Outcome]]], path: Path) -> None:
+def plot(results: dict[str, dict[str, list[Row]]], engines: Sequence[str], path: Path) -> None:
     try:
         import matplotlib
 
@@ -381,29 +451,51 @@ def plot(results: dict[str, list[tuple[str, float, dict[str, float], Outcome]]],
         print("matplotlib not installed (pip install -e '.[bench]'): no plot", file=sys.stderr)
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5))
-    styles = {"vad": "o-", "model (audio)": "s-", "model (+words)": "^-", "binary": "x--", "binary +w": "+--"}
-    for name, rows in results.items():
-        for ax, key in zip(axes, ("median_ms", "p95_ms"), strict=True):
-            ordered = sorted(rows, key=functools.partial(_x_of, key))  # a curve from left to right
-            xs = [r[key] for _, _, r, _ in ordered]
-            ys = [r["cutoff"] * 100 for _, _, r, _ in ordered]
-            ax.plot(xs, ys, styles.get(name, ".-"), label=name)
-            if name in ("vad", "model (audio)"):
-                for (setting, _, _r, _), x, y in zip(ordered, xs, ys, strict=True):
-                    ax.annotate(setting, (x, y), fontsize=6, alpha=0.7)
-    for ax, key in zip(axes, ("median", "p95"), strict=True):
-        ax.axhline(5, color="grey", lw=0.8, ls=":")
-        ax.axvline(400 if key == "median" else 900, color="grey", lw=0.8, ls=":")
-        ax.set_xlabel(f"{key} end-of-turn latency after the last word (ms)")
-        ax.set_ylabel("cut-offs in hesitation pauses (%)")
-        ax.set_yscale("symlog", linthresh=1)
-        ax.set_ylim(0, 110)
-        ax.grid(alpha=0.3)
-    axes[0].legend()
-    fig.suptitle("End of turn on held-out voices: model vs VAD silence timers")
+    panels = [e for e in ["all", *engines] if e in results]
+    fig, axes = plt.subplots(2, len(panels), figsize=(5 * len(panels), 9), squeeze=False)
+    styles = {
+        "vad": "o-",
+        "model (audio)": "s-",
+        "model (+words)": "^-",
+        "before (audio)": "s:",
+        "before (+words)": "^:",
+    }
+    for col, engine in enumerate(panels):
+        for name, rows in results[engine].items():
+            for row_i, key in enumerate(("median_ms", "p95_ms")):
+                ax = axes[row_i][col]
+                # the lower envelope: for each setting, sorted by latency (a curve from left to right)
+                ordered = sorted(rows, key=functools.partial(_x_of, key))
+                xs = [r[key] for _, _, r, _ in ordered]
+                ys = [r["cutoff"] * 100 for _, _, r, _ in ordered]
+                if name.startswith(("model", "before")):
+                    # many (min, max) pairs: draw the Pareto front, the best cut-off at each latency
+                    front_x, front_y, best = [], [], float("inf")
+                    for x, y in zip(xs, ys, strict=True):
+                        if y < best:
+                            best = y
+                            front_x.append(x)
+                            front_y.append(y)
+                    ax.plot(xs, ys, styles.get(name, "."), alpha=0.15, ls="none")
+                    ax.plot(front_x, front_y, styles.get(name, ".-"), label=name)
+                else:
+                    ax.plot(xs, ys, styles.get(name, ".-"), label=name)
+                    for (setting, _, _r, _), x, y in zip(ordered, xs, ys, strict=True):
+                        ax.annotate(setting, (x, y), fontsize=6, alpha=0.7)
+        for row_i, key in enumerate(("median", "p95")):
+            ax = axes[row_i][col]
+            ax.axhline(5, color="grey", lw=0.8, ls=":")
+            ax.axvline(500 if key == "median" else 1200, color="grey", lw=0.8, ls=":")
+            ax.set_xlabel(f"{key} end-of-turn latency after the last word (ms)")
+            ax.set_ylabel("cut-offs in hesitation pauses (%)")
+            ax.set_yscale("symlog", linthresh=1)
+            ax.set_ylim(0, 110)
+            ax.set_title(engine)
+            ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle("End of turn on held-out engines: model (Pareto front over min/max) vs VAD silence timers")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     print(f"plot: {path}")
 
 

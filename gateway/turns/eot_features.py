@@ -83,6 +83,34 @@ N_WORDS = HAS_WORDS + 3
 
 FloatArray = npt.NDArray[np.float32]
 
+# Speech-embedding steps (`gateway.turns.speech_embedding`: one 96-d vector per 80 ms step, each over
+# the 0.775 s before the step's end) of the second model: the `EMB_STEPS` steps whose last one ends at
+# most `EMB_TAIL` samples after the speech end (so it has heard the voice stop).
+EMB_STEP = 640
+EMB_STEPS = 16
+EMB_TAIL = 1280  # 160 ms
+EMB_DIM = 96
+
+
+def embedding_steps(speech_end: int) -> tuple[int, int]:
+    """Steps [k0, k1) of the embedding window of a speech end (absolute 8 kHz sample); k0 may be < 0
+    (before the call's first step: those rows repeat step 0, see `embedding_window`)."""
+    k1 = (speech_end + EMB_TAIL) // EMB_STEP
+    return k1 - EMB_STEPS, k1
+
+
+def embedding_window(steps: FloatArray, k0: int) -> FloatArray:
+    """``[EMB_STEPS, EMB_DIM]`` from the embeddings ``steps`` of steps ``max(k0, 0)`` on (at least one);
+    steps before the call's first one repeat the first."""
+    pad = max(0, -k0)
+    rows = np.asarray(steps, dtype=np.float32)[: EMB_STEPS - pad]
+    if pad:
+        rows = np.concatenate([np.repeat(rows[:1], pad, axis=0), rows])
+    if len(rows) < EMB_STEPS:  # not complete yet: the newest known step stands for the missing ones
+        rows = np.concatenate([rows, np.repeat(rows[-1:], EMB_STEPS - len(rows), axis=0)])
+    return rows
+
+
 _DIGITS = """
 zero oh one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen
 sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred

@@ -43,6 +43,8 @@ from torch import nn
 from tqdm import tqdm
 
 from gateway.turns.eot_features import (
+    EMB_DIM,
+    EMB_STEPS,
     HAS_WORDS,
     HASH_BUCKETS,
     HASH_WORDS,
@@ -64,8 +66,22 @@ SEL_MIN, SEL_MAX = 0.2, 2.0
 
 
 class EotNet(nn.Module):
-    def __init__(self, bands: int = 6, channels: int = 32, hidden: int = 48) -> None:
+    def __init__(
+        self,
+        bands: int = 6,
+        channels: int = 32,
+        hidden: int = 48,
+        emb_hidden: int = 0,
+        emb_dropout: float = 0.2,
+    ) -> None:
         super().__init__()
+        # The speech-embedding branch (second model): the front end's 96-d steps -> a small GRU.
+        self.emb_hidden = emb_hidden
+        if emb_hidden:
+            self.register_buffer("emb_mean", torch.zeros(EMB_DIM))
+            self.register_buffer("emb_std", torch.ones(EMB_DIM))
+            self.emb_in = nn.Sequential(nn.Dropout(emb_dropout), nn.Linear(EMB_DIM, emb_hidden), nn.ReLU())
+            self.emb_gru = nn.GRU(emb_hidden, emb_hidden, batch_first=True)
         self.register_buffer("mean", torch.zeros(N_AUDIO))
         self.register_buffer("std", torch.ones(N_AUDIO))
         # The 24 log-mels are squeezed into a few learned bands: enough for spectral tilt, fading
@@ -79,7 +95,7 @@ class EotNet(nn.Module):
         )
         self.gru = nn.GRU(channels, hidden, batch_first=True)
         self.words_fc = nn.Sequential(nn.Linear(N_WORDS, 32), nn.ReLU())
-        self.head = nn.Sequential(nn.Linear(hidden + 32 + 2, 48), nn.ReLU(), nn.Linear(48, 1))
+        self.head = nn.Sequential(nn.Linear(hidden + emb_hidden + 32 + 2, 48), nn.ReLU(), nn.Linear(48, 1))
         # Calibration to the engine's linear rule (fitted after training, see `calibrate`), one pair
         # without words and one with: P = sigmoid(scale * (logit - shift)).
         self.register_buffer("shift", torch.zeros(2))
@@ -89,15 +105,22 @@ class EotNet(nn.Module):
         self.register_buffer("slope", torch.zeros(2))
         self.register_buffer("knee", torch.ones(2))
 
-    def audio_embedding(self, audio: torch.Tensor) -> torch.Tensor:
+    def audio_embedding(self, audio: torch.Tensor, emb: torch.Tensor | None = None) -> torch.Tensor:
         x = (audio - self.mean) / self.std
         x = torch.cat([self.bands(x[:, :, :N_MELS]), x[:, :, N_MELS:]], dim=2)
         y = self.conv(x.transpose(1, 2)).transpose(1, 2)
         _, h = self.gru(y)
-        return h[0]
+        if not self.emb_hidden:
+            return h[0]
+        assert emb is not None
+        e = self.emb_in((emb - self.emb_mean) / self.emb_std)
+        _, he = self.emb_gru(e)
+        return torch.cat([h[0], he[0]], dim=1)
 
-    def logits(self, audio: torch.Tensor, words: torch.Tensor, silence: torch.Tensor) -> torch.Tensor:
-        a = self.audio_embedding(audio)
+    def logits(
+        self, audio: torch.Tensor, words: torch.Tensor, silence: torch.Tensor, emb: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        a = self.audio_embedding(audio, emb)
         w = self.words_fc(words)
         s = torch.clamp(silence, 0.0, 3.0)
         return self.head(torch.cat([a, w, s, s * s], dim=1))
@@ -113,6 +136,26 @@ class EotNet(nn.Module):
 
     def forward(self, audio: torch.Tensor, words: torch.Tensor, silence: torch.Tensor) -> torch.Tensor:
         return self.calibrated(self.logits(audio, words, silence), words, silence)
+
+
+class EotNetEmb(nn.Module):
+    """The export wrapper of a model with the embedding branch: inputs audio, emb, words, silence."""
+
+    def __init__(self, net: EotNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(
+        self, audio: torch.Tensor, emb: torch.Tensor, words: torch.Tensor, silence: torch.Tensor
+    ) -> torch.Tensor:
+        return self.net.calibrated(self.net.logits(audio, words, silence, emb), words, silence)
+
+
+def augment_emb(e: torch.Tensor, gen: torch.Generator, std: torch.Tensor) -> torch.Tensor:
+    """Embedding steps [B, T, EMB_DIM]: noise and a random offset per clip (another voice, channel)."""
+    b = len(e)
+    e = e + 0.15 * std * torch.randn(b, 1, EMB_DIM, generator=gen)
+    return e + 0.1 * std * torch.randn(e.shape, generator=gen)
 
 
 def augment(x: torch.Tensor, gen: torch.Generator, mean: torch.Tensor) -> torch.Tensor:
@@ -139,6 +182,8 @@ def load_splits(splits: list[str]) -> dict[str, np.ndarray]:
 
 def load(split: str) -> dict[str, np.ndarray]:
     data = dict(np.load(CORPUS / f"{split}.npz"))
+    if "emb" in data:
+        data["emb"] = data["emb"].astype(np.float32)
     with open(CORPUS / f"{split}.jsonl") as fh:
         metas = [json.loads(line) for line in fh]
     data["words"] = np.stack([word_features(m["words"]) for m in metas])
@@ -173,8 +218,9 @@ def raw_logits(
     parts_a, parts_w = [], []
     with torch.no_grad():
         for i in range(0, len(words), 1024):
+            emb = torch.from_numpy(data["emb"][i : i + 1024]) if model.emb_hidden else None
             parts_a.append(
-                model.audio_embedding(torch.from_numpy(data["audio"][i : i + 1024].astype(np.float32)))
+                model.audio_embedding(torch.from_numpy(data["audio"][i : i + 1024].astype(np.float32)), emb)
             )
             parts_w.append(model.words_fc(torch.from_numpy(words[i : i + 1024])))
         a, w = torch.cat(parts_a), torch.cat(parts_w)
@@ -283,11 +329,61 @@ def calibrate(model: EotNet, val: dict[str, np.ndarray]) -> dict[str, object]:
     return found
 
 
+SWEEP_MINS = (0.1, 0.2, 0.3, 0.5)
+SWEEP_MAXES = (1.0, 1.5, 2.0, 2.5, 3.0)
+
+
+def subset(data: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarray]:
+    return {k: v[mask] for k, v in data.items()}
+
+
+def settings_sweep(model: EotNet, val: dict[str, np.ndarray]) -> dict[str, object]:
+    """The engine's rule over (min, max) pairs on validation (training engines' held-out voices only),
+    per mode and per engine; `recommended`: per mode, the pair with the lowest median among those with
+    cut-offs <= CUTOFF_CAP (the settings the agents may ship; never chosen on the test engines)."""
+    rows: dict[str, list[dict[str, object]]] = {"audio": [], "words": []}
+    engines = np.unique(val["engine"]) if "engine" in val else np.array([])
+    for lo in SWEEP_MINS:
+        for hi in SWEEP_MAXES:
+            for name, with_words in (("audio", False), ("words", True)):
+                r: dict[str, object] = {"min": lo, "max": hi, **simulate_rule(model, val, with_words, lo, hi)}
+                for e in engines:
+                    r[f"engine{int(e)}"] = simulate_rule(
+                        model, subset(val, val["engine"] == e), with_words, lo, hi
+                    )
+                rows[name].append(r)
+    recommended = {}
+    for name, rs in rows.items():
+        ok = [r for r in rs if float(r["cutoff"]) <= CUTOFF_CAP]  # type: ignore[arg-type]
+        pick = min(ok or rs, key=lambda r: (float(r["median_ms"]), float(r["p95_ms"])))  # type: ignore[arg-type]
+        recommended[name] = {k: pick[k] for k in ("min", "max", "cutoff", "median_ms", "p95_ms")}
+    return {"rows": rows, "recommended": recommended}
+
+
 def export(model: EotNet, path: Path) -> None:
     model.eval()
     a = torch.zeros(1, N_FRAMES, N_AUDIO)
     w = torch.zeros(1, N_WORDS)
     s = torch.full((1, 1), 0.5)
+    if model.emb_hidden:
+        e = torch.zeros(1, EMB_STEPS, EMB_DIM)
+        torch.onnx.export(
+            EotNetEmb(model),
+            (a, e, w, s),
+            str(path),
+            input_names=["audio", "emb", "words", "silence"],
+            output_names=["probability"],
+            dynamic_axes={
+                "audio": {0: "B"},
+                "emb": {0: "B"},
+                "words": {0: "B"},
+                "silence": {0: "B"},
+                "probability": {0: "B"},
+            },
+            opset_version=17,
+            dynamo=False,
+        )
+        return
     torch.onnx.export(
         model,
         (a, w, s),
@@ -309,7 +405,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--splits", nargs="+", default=["train", "extra"], help="corpus splits to train on")
+    ap.add_argument("--splits", nargs="+", default=["tts-train"], help="corpus splits to train on")
+    ap.add_argument("--val", default="tts-val", help="validation split (training engines' held-out voices)")
+    ap.add_argument("--emb-hidden", type=int, default=32, help="speech-embedding branch size (0: none)")
+    ap.add_argument("--emb-dropout", type=float, default=0.2)
     ap.add_argument("--hash-noise", type=float, default=0.0, help="share of last-word identities moved")
     ap.add_argument("--ema", type=float, default=0.0, help="evaluate an EMA of the weights (decay per step)")
     ap.add_argument("--neg-weight", type=float, default=1.5, help="loss weight of 'not finished' points")
@@ -322,10 +421,15 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
 
-    train, val = load_splits(args.splits), load("val")
+    train, val = load_splits(args.splits), load(args.val)
     best_path = CORPUS / f"best-{args.out.stem}.pt"
     audio = torch.from_numpy(train["audio"].astype(np.float32))
-    model = EotNet()
+    model = EotNet(emb_hidden=args.emb_hidden, emb_dropout=args.emb_dropout)
+    emb_all = torch.from_numpy(train["emb"]) if args.emb_hidden else None
+    if emb_all is not None:
+        flat_e = emb_all.reshape(-1, emb_all.shape[-1])
+        model.emb_mean.copy_(flat_e.mean(0))
+        model.emb_std.copy_(flat_e.std(0) + 1e-3)
     flat = audio.reshape(-1, N_AUDIO)
     model.mean.copy_(flat.mean(0))
     model.std.copy_(flat.std(0) + 1e-3)
@@ -364,7 +468,8 @@ def main(argv: list[str] | None = None) -> int:
             idx = order[i : i + args.batch]
             x = augment(audio[idx], gen, model.mean)
             y = label[idx]
-            logit = model.logits(x, words[idx], silence[idx, None])[:, 0]
+            e = augment_emb(emb_all[idx], gen, model.emb_std) if emb_all is not None else None
+            logit = model.logits(x, words[idx], silence[idx, None], e)[:, 0]
             # A cut-off costs more than a slow answer.
             weight = torch.where(y > 0.5, 1.0, args.neg_weight)
             loss = nn.functional.binary_cross_entropy_with_logits(logit, y, weight=weight)
@@ -398,11 +503,14 @@ def main(argv: list[str] | None = None) -> int:
     model.eval()
     calibrated = {"audio": simulate_rule(model, val, False), "words": simulate_rule(model, val, True)}
     print(f"calibrated: {json.dumps(calibrated)}", file=sys.stderr)
+    sweep = settings_sweep(model, val)
+    print(f"settings on validation: {json.dumps(sweep['recommended'])}", file=sys.stderr)
     export(model, args.out)
     metrics = {
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "best": best[1],
         "calibrated": calibrated,
+        "settings": sweep,
         "params": n_params,
         "history": history,
     }
