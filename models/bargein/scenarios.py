@@ -6,10 +6,22 @@ and line noise, the echo of the agent, band-limited, μ-law, packet loss), chann
 one the caller does one thing: interrupts (mostly after the 1.0 s start cooldown, some inside it),
 backchannels, makes a noise, or stays silent (then only echo and noise reach the line).
 
-Speech comes from the held-out *test* voices and phrases only (see `phrases.py`). Every file has a JSON
-sidecar `NAME.json`: sample rate, duration, channel parameters, `agent_turns` [{start, end}] and `events`
-[{class, onset, end, turn, in_start_cooldown, text | noise, voice}], class in interruption | backchannel |
-noise | silent (a silent turn's onset/end span the agent turn).
+Caller speech comes from the held-out *test* voices and phrases (espeak-ng, see `phrases.py`), or with
+`--store PATH [PATH ...]` from render stores of held-out voices instead: `corpus/voices_test.npz`
+(flite/festival, `render_voices.py`), `corpus/real_test.npz` (held-out real speakers, `voices/real.py`);
+`--voices PREFIX ...` keeps the store clips whose voice starts with a prefix (`flite:`, `festival:`), and each
+speech event draws a voice first, then one of its clips, so every voice is heard about as often. A class the
+stores have no clip of (real speakers say few backchannels) is left out of the calls: the other classes share
+its probability. Noise events (babble talkers included) stay synthetic.
+
+Every file has a JSON sidecar `NAME.json`: sample rate, duration, channel parameters, `agent_turns`
+[{start, end}] and `events` [{class, onset, end, turn, in_start_cooldown, text | noise, voice}], class in
+interruption | backchannel | noise | silent (a silent turn's onset/end span the agent turn); `voice` is
+`engine:name` of the caller's speech (`espeak-ng:en-us-nyc+m6`, `flite:awb`, `real:codec2-kristoff`), and
+`caller_stores` lists the stores the speech came from.
+
+    PYTHONPATH=. .venv/bin/python -m models.bargein.scenarios models/bargein/corpus/scenarios_flite \
+        --files 30 --store models/bargein/corpus/voices_test.npz --voices flite:
 """
 
 from __future__ import annotations
@@ -26,7 +38,7 @@ from tqdm import tqdm
 
 from models.bargein import synth
 from models.bargein.channel import active_rms, draw_params, simulate
-from models.bargein.engines import OUT, RenderStore
+from models.bargein.engines import RenderStore
 from models.bargein.phrases import SPLITS, Split
 
 SR = 8000
@@ -39,14 +51,14 @@ def _event(
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Caller sound at a reference speech level of 1.0 (active RMS), and its labels."""
     if cls in ("interruption", "backchannel") and store is not None:
-        x, meta = store.draw(rng, 0 if cls == "interruption" else 1)
+        x, meta = store.draw(rng, 0 if cls == "interruption" else 1, by_voice=True)
         return x / active_rms(x), dict(meta)
     if cls in ("interruption", "backchannel"):
         phrases = split.interruptions if cls == "interruption" else split.backchannels
         text, lang = phrases[int(rng.integers(0, len(phrases)))]
         voice = split.voice(lang, int(rng.integers(0, 100)), int(rng.integers(0, 100)))
         x = synth.random_speech(rng, text, voice)
-        return x / active_rms(x), {"text": text, "voice": voice}
+        return x / active_rms(x), {"text": text, "voice": f"espeak-ng:{voice}"}
     kind = str(rng.choice([*synth.NOISES, "babble"]))
     if kind == "babble":
         talkers = []
@@ -85,7 +97,9 @@ def make_scenario(
         dur = len(speech) / SR
         agent_parts.append((t, speech * rng.uniform(0.6, 1.0)))
         turns_meta.append({"start": round(t, 3), "end": round(t + dur, 3)})
-        cls = str(rng.choice(list(CLASS_P), p=list(CLASS_P.values())))
+        class_p = {c: p for c, p in CLASS_P.items() if store is None or store.has(c)}
+        total = sum(class_p.values())
+        cls = str(rng.choice(list(class_p), p=[p / total for p in class_p.values()]))
         if cls == "silent":
             events.append(
                 {
@@ -147,15 +161,33 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=31337)
     ap.add_argument("--split", default="test", choices=sorted(SPLITS))
     ap.add_argument(
-        "--engines",
-        action="store_true",
-        help="caller speech from the split's flite/festival voices (engines.py renders) instead of espeak-ng",
+        "--store",
+        nargs="+",
+        type=Path,
+        help="caller speech from these render stores (held-out voices only) instead of espeak-ng",
+    )
+    ap.add_argument(
+        "--voices", nargs="+", help="with --store: keep clips whose voice starts with one of these"
     )
     args = ap.parse_args(argv)
-    store = RenderStore(OUT / f"engines_{args.split}.npz") if args.engines else None
+    store = None
+    if args.store:
+        if any("test" not in path.stem for path in args.store):
+            ap.error("--store takes held-out stores only (voices_test*.npz, real_test.npz)")
+        store = RenderStore(list(args.store))
+        if args.voices:
+            store = store.subset(
+                np.array([any(str(v).startswith(p) for p in args.voices) for v in store.voice])
+            )
+        if not len(store):
+            ap.error("no clip of the stores matches --voices")
+        print(f"{len(store)} clips of {len(set(store.voice))} voices", file=sys.stderr)
     args.out.mkdir(parents=True, exist_ok=True)
     for i in tqdm(range(args.files), desc="scenarios"):
         audio, labels = make_scenario(args.seed, i, args.turns, args.split, store)
+        if args.store:
+            labels["caller_stores"] = [p.name for p in args.store]
+            labels["caller_voices"] = args.voices or []
         name = f"scenario_{i:03d}"
         sf.write(args.out / f"{name}.wav", audio, SR, subtype="PCM_16")
         (args.out / f"{name}.json").write_text(json.dumps(labels, indent=1) + "\n")
