@@ -102,6 +102,23 @@ def make_calls(n: int, seed: int, flat_prob: float, engines: Sequence[str] = ("e
     return calls
 
 
+def cached_calls(n: int, seed: int, flat_prob: float, engines: Sequence[str], cache: bool) -> list[Call]:
+    """`make_calls`, kept in a pickle under bench/out/ when `cache` (the rendering and VAD take minutes)."""
+    import pickle
+
+    path = ROOT / "bench" / "out" / f"eot-calls-{n}-{seed}-{flat_prob}-{'-'.join(engines)}.pkl"
+    if cache and path.exists():
+        with open(path, "rb") as fh:
+            calls: list[Call] = pickle.load(fh)
+        return calls
+    calls = make_calls(n, seed, flat_prob, engines)
+    if cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as fh:
+            pickle.dump(calls, fh)
+    return calls
+
+
 @dataclass
 class DetectorMode:
     words: bool
@@ -316,10 +333,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--plot", type=Path, default=ROOT / "bench" / "out" / "eot_curves.png")
     ap.add_argument("--crosscheck", type=int, default=8, help="calls also run through Replayer")
+    ap.add_argument("--cache", action="store_true", help="keep the rendered calls in bench/out/ for reruns")
     args = ap.parse_args(argv)
 
     silero = SileroModel()
-    calls = make_calls(args.turns, args.seed, args.flat, args.engines)
+    calls = cached_calls(args.turns, args.seed, args.flat, args.engines, args.cache)
     models: dict[str, BenchDetector] = {"model": BenchDetector(OnnxEndOfTurnDetector(args.model))}
     base_path = baseline_model(args.baseline_rev) if args.baseline_rev else None
     if base_path is not None:

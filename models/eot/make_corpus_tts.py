@@ -90,13 +90,16 @@ def make_points(front: FrontEnd, split: str, index: int, seed: int) -> list[tupl
     return points
 
 
-def build(split: str, turns: int, seed: int) -> Path:
+def build(split: str, turns: int, seed: int, first: int = 0) -> Path:
+    """Turns first … first + turns - 1 of `split` -> tts-{split}.npz (tts-{split}-{first}.npz if first > 0:
+    a further part of the same split, so the corpus can grow without rebuilding what exists)."""
     front = FrontEnd()
     OUT.mkdir(parents=True, exist_ok=True)
     points = []
-    for i in tqdm(range(turns), desc=f"corpus tts-{split}", file=sys.stderr, mininterval=10):
+    for i in tqdm(range(first, first + turns), desc=f"corpus tts-{split}", file=sys.stderr, mininterval=10):
         points += make_points(front, split, i, seed)
-    path = OUT / f"tts-{split}.npz"
+    name = f"tts-{split}" + (f"-{first}" if first else "")
+    path = OUT / f"{name}.npz"
     np.savez_compressed(
         path,
         audio=np.stack([p[0] for p in points]).astype(np.float16),
@@ -107,7 +110,7 @@ def build(split: str, turns: int, seed: int) -> Path:
         flat=np.array([p[5] for p in points], dtype=np.int8),
         engine=np.array([p[6] for p in points], dtype=np.int8),
     )
-    with open(OUT / f"tts-{split}.jsonl", "w") as fh:
+    with open(OUT / f"{name}.jsonl", "w") as fh:
         for p in points:
             fh.write(json.dumps(p[7]) + "\n")
     return path
@@ -118,9 +121,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=20240611)
     ap.add_argument("--splits", nargs="+", default=["val", "train"])
     ap.add_argument("--turns", type=int, default=0, help="turns per split (0: the defaults)")
+    ap.add_argument(
+        "--first", type=int, default=0, help="index of the first turn (a further part of a split)"
+    )
     args = ap.parse_args(argv)
     for split in args.splits:
-        path = build(split, args.turns or DEFAULT_TURNS[split], args.seed)
+        path = build(split, args.turns or DEFAULT_TURNS[split], args.seed, args.first)
         print(f"{split}: {path}", file=sys.stderr)
     return 0
 

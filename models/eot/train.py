@@ -96,6 +96,9 @@ class EotNet(nn.Module):
         self.gru = nn.GRU(channels, hidden, batch_first=True)
         self.words_fc = nn.Sequential(nn.Linear(N_WORDS, 32), nn.ReLU())
         self.head = nn.Sequential(nn.Linear(hidden + emb_hidden + 32 + 2, 48), nn.ReLU(), nn.Linear(48, 1))
+        # Training only (not exported): the class of the last word, guessed from the audio alone, so
+        # that the audio branch learns to hear a sentence stop on "for", "the", "and", "um".
+        self.aux = nn.Linear(hidden + emb_hidden, N_CLASSES)
         # Calibration to the engine's linear rule (fitted after training, see `calibrate`), one pair
         # without words and one with: P = sigmoid(scale * (logit - shift)).
         self.register_buffer("shift", torch.zeros(2))
@@ -120,7 +123,9 @@ class EotNet(nn.Module):
     def logits(
         self, audio: torch.Tensor, words: torch.Tensor, silence: torch.Tensor, emb: torch.Tensor | None = None
     ) -> torch.Tensor:
-        a = self.audio_embedding(audio, emb)
+        return self.head_logits(self.audio_embedding(audio, emb), words, silence)
+
+    def head_logits(self, a: torch.Tensor, words: torch.Tensor, silence: torch.Tensor) -> torch.Tensor:
         w = self.words_fc(words)
         s = torch.clamp(silence, 0.0, 3.0)
         return self.head(torch.cat([a, w, s, s * s], dim=1))
@@ -409,6 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--val", default="tts-val", help="validation split (training engines' held-out voices)")
     ap.add_argument("--emb-hidden", type=int, default=32, help="speech-embedding branch size (0: none)")
     ap.add_argument("--emb-dropout", type=float, default=0.2)
+    ap.add_argument("--aux", type=float, default=0.5, help="weight of the last-word-class-from-audio loss")
     ap.add_argument("--hash-noise", type=float, default=0.0, help="share of last-word identities moved")
     ap.add_argument("--ema", type=float, default=0.0, help="evaluate an EMA of the weights (decay per step)")
     ap.add_argument("--neg-weight", type=float, default=1.5, help="loss weight of 'not finished' points")
@@ -438,6 +444,7 @@ def main(argv: list[str] | None = None) -> int:
         opt, max_lr=args.lr, total_steps=args.epochs * ((len(audio) + args.batch - 1) // args.batch)
     )
     label = torch.from_numpy(train["label"].astype(np.float32))
+    last_class = torch.from_numpy(train["words"][:, :N_CLASSES].argmax(1))
     n_params = sum(p.numel() for p in model.parameters())
     print(f"train points {len(audio)}, val points {len(val['label'])}, params {n_params}", file=sys.stderr)
     # An exponential moving average of the weights (when --ema): smoother than the last step's.
@@ -469,10 +476,13 @@ def main(argv: list[str] | None = None) -> int:
             x = augment(audio[idx], gen, model.mean)
             y = label[idx]
             e = augment_emb(emb_all[idx], gen, model.emb_std) if emb_all is not None else None
-            logit = model.logits(x, words[idx], silence[idx, None], e)[:, 0]
+            a = model.audio_embedding(x, e)
+            logit = model.head_logits(a, words[idx], silence[idx, None])[:, 0]
             # A cut-off costs more than a slow answer.
             weight = torch.where(y > 0.5, 1.0, args.neg_weight)
             loss = nn.functional.binary_cross_entropy_with_logits(logit, y, weight=weight)
+            if args.aux > 0:
+                loss = loss + args.aux * nn.functional.cross_entropy(model.aux(a), last_class[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
