@@ -410,7 +410,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--splits", nargs="+", default=["tts-train"], help="corpus splits to train on")
+    ap.add_argument(
+        "--splits", nargs="+", default=["tts-train", "tts-train-4000"], help="corpus splits to train on"
+    )
     ap.add_argument("--val", default="tts-val", help="validation split (training engines' held-out voices)")
     ap.add_argument("--emb-hidden", type=int, default=32, help="speech-embedding branch size (0: none)")
     ap.add_argument("--emb-dropout", type=float, default=0.2)
