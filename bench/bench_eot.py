@@ -391,12 +391,31 @@ def main(argv: list[str] | None = None) -> int:
                 )
             print(f"  ≤{budget:.0%}: " + "; ".join(cells))
 
+    per_family(results.get("all", {}))
     per_base(results.get("all", {}))
     main_det = models["model"]
     measure_cost(main_det.detector, calls[0])
     crosscheck(calls[: args.crosscheck], main_det, silero)
     plot(results, args.engines, args.plot)
     return 0
+
+
+def per_family(res: dict[str, list[Row]]) -> None:
+    picks = (
+        ("model (audio)", "0.1–2.0 s"),
+        ("model (+words)", "0.1–2.0 s"),
+        ("before (audio)", "0.1–2.0 s"),
+        ("before (+words)", "0.1–2.0 s"),
+        ("vad", "1.5 s"),
+    )
+    print("\nCut pauses per family (" + " / ".join(f"{n} {s}" for n, s in picks) + "):")
+    outs = [next((o for s, _, _, o in res.get(n, []) if s == st), None) for n, st in picks]
+    fams = sorted(next(o for o in outs if o is not None).by_family)
+    for fam in fams:
+        cells = [
+            f"{o.by_family.get(fam, [0, 0])[1]}/{o.by_family.get(fam, [0, 0])[0]}" if o else "-" for o in outs
+        ]
+        print(f"  {fam:<10} " + "  ".join(cells))
 
 
 def per_base(res: dict[str, list[Row]]) -> None:
