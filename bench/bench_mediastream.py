@@ -50,9 +50,9 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def serve(port_file: Path, agent: Path, echo: bool) -> None:
+    from gateway.calls import CallEnded, CallTransport, InboundFrame
     from gateway.config.schema import GatewayConfig, HttpConfig
     from gateway.edges.mediastream import MediaStreamSettings, make_install
-    from gateway.edges.transport import CallEnded, CallTransport, InboundFrame
     from gateway.runtime import GatewayRuntime
 
     config = GatewayConfig(default_agent=str(agent)).model_copy(
@@ -65,10 +65,7 @@ async def serve(port_file: Path, agent: Path, echo: bool) -> None:
         class EchoRunner:
             agent = staticmethod(real.agent)
 
-            def __init__(self) -> None:
-                self.sessions: dict[str, object] = {}
-
-            async def __call__(self, transport: CallTransport) -> None:
+            async def __call__(self, transport: CallTransport, observer: object = None) -> None:
                 async for event in transport.events():
                     if isinstance(event, InboundFrame):
                         transport.play(event.pcm)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from gateway.audio.frames import samples_per_frame
+from gateway.audio.frames import Pcm, samples_per_frame
 from gateway.audio.wav import read_wav
-from gateway.turns.detectors import BargeInDetector, EndOfTurnDetector, Pcm
+from gateway.turns.detectors import BargeInDetector, EndOfTurnDetector
 from gateway.turns.events import (
     REPLAY_TYPES,
     EndOfTurn,

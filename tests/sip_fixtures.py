@@ -49,7 +49,7 @@ def tone(rate: int, seconds: float, freq: float, level: float = 0.3) -> np.ndarr
 
 
 async def recording_session(transport: Any) -> None:
-    from gateway.edges.transport import CallEnded, Dtmf, InboundFrame
+    from gateway.calls import CallEnded, Dtmf, InboundFrame
 
     out_dir = Path(os.environ.get("SIP_TEST_OUT", "."))
     rate = transport.info.sample_rate

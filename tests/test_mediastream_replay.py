@@ -109,8 +109,7 @@ async def test_carrier_call_matches_replay_of_its_recording(
     (closed,) = await gateway.edge.wait_closed(1)
     assert closed.reason == "call ended" and closed.call_id.startswith(f"{dialect}:")
     (call,) = gateway.edge.finished
-    assert call.session is not None
-    live = call.session.log.events
+    live = call.observer.events
     # the agent spoke, the caller's "mm-hmm" was a backchannel and the barge-in stopped it,
     # with the carrier told to clear its buffer
     assert [v[0] for v in verdicts(live)] == ["backchannel", "interruption"]
@@ -119,7 +118,8 @@ async def test_carrier_call_matches_replay_of_its_recording(
 
     # the same decisions from `gateway replay` on the stereo recording the carrier made
     stereo = result.stereo()
-    options = call.session.agent.turn_handling.to_options()
+    agent = gateway.runtime.runner.agent(str(gateway.runtime.config.default_agent))
+    options = agent.config.turn_handling.to_options()
     replayed = Replayer(options).replay_pcm(stereo[:, 0], stereo[:, 1], rate, f"{dialect}.wav")
     assert verdicts(live) == verdicts(replayed.events)
 

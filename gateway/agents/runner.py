@@ -4,7 +4,8 @@ One runner per `gateway serve` process. It owns what calls share — the Silero 
 and end-of-turn detectors (stateless; each call opens its own streams), parsed agent files, the
 metrics writer and Prometheus metrics — and for each call builds the agent's backends, a
 CallRecorder and a CallSession. Every edge (SIP, WebRTC, media streams, the WAV caller) calls
-`await runner(transport)`, so a call behaves and is recorded the same whichever way it arrived.
+`await runner(transport, observer)`, so a call behaves and is recorded the same whichever way it
+arrived. The runner keeps nothing of a call once it has ended: the session goes with the call.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from gateway.agents.session import Backends, CallSession, Detectors
+from gateway.calls import CallObserver, CallTransport
 from gateway.config.loader import LoadedAgent, load_agent_config
 from gateway.config.schema import GatewayConfig
-from gateway.edges.transport import CallTransport
 from gateway.turns.detectors import BargeInDetector, EndOfTurnDetector
 from gateway.turns.registry import bargein_detector, end_of_turn_detector
 from gateway.turns.silero import SileroModel
@@ -50,9 +51,6 @@ class AgentRunner:
         self.instance = instance
         self.agent_overrides = agent_overrides
         self.stats = RunnerStats()
-        self.sessions: dict[str, CallSession] = {}
-        # the last calls' sessions, for tests and the demo's summary
-        self.finished: dict[str, CallSession] = {}
         self._vad: SileroModel | None = None
         self._agents: dict[str, LoadedAgent] = {}
         self._bargein: dict[str, BargeInDetector] = {}
@@ -111,7 +109,9 @@ class AgentRunner:
 
     # -- one call -------------------------------------------------------------------------------
 
-    async def __call__(self, transport: CallTransport) -> None:
+    async def __call__(self, transport: CallTransport, observer: CallObserver | None = None) -> None:
+        """Run one call to its end. The session lives only as long as this coroutine: whoever
+        wants to follow the call passes an `observer`, which keeps no part of the session."""
         loaded = self.agent(transport.info.agent)
         # rows and logs name the agent as its YAML does, whatever the edge routed by
         info = dataclasses.replace(transport.info, agent=loaded.config.agent)
@@ -125,8 +125,9 @@ class AgentRunner:
         elif self.metrics is not None:
             self.metrics.call_started()
         backends = self.backends(loaded)
-        session = CallSession(transport, loaded.config, self.detectors(loaded), backends, recorder=recorder)
-        self.sessions[info.call_id] = session
+        session = CallSession(
+            transport, loaded.config, self.detectors(loaded), backends, recorder=recorder, observer=observer
+        )
         self.stats.calls += 1
         self.stats.active += 1
         reason = "error"
@@ -152,8 +153,6 @@ class AgentRunner:
                 recorder.ended(reason)
             elif self.metrics is not None:
                 self.metrics.call_ended(reason)
-            self.sessions.pop(info.call_id, None)
-            self.finished[info.call_id] = session
             await _close_backends(backends)
 
 

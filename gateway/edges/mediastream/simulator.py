@@ -24,7 +24,7 @@ import aiohttp
 import numpy as np
 
 from gateway.audio import g711
-from gateway.backends.base import Pcm
+from gateway.audio.frames import FRAME_SECONDS, Pcm
 from gateway.edges.mediastream.dialects.base import WireFormat
 
 WIRE = {
@@ -439,7 +439,7 @@ class CarrierSimulator:
                 player = asyncio.create_task(playback.run(echo))
                 for opening in self.opening():
                     await ws.send_str(opening)
-                period = 0.02 * step / self.speed
+                period = FRAME_SECONDS * step / self.speed
                 start = time.monotonic()
                 for k, i in enumerate(range(0, frames, step)):
                     due = start + k * period

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.calls import SessionFactory
 from gateway.config.schema import GatewayConfig
-from gateway.edges.sip.host import SessionFactory, SessionHost
+from gateway.edges.sip.host import SessionHost
 from gateway.edges.sip.kamailio import FrontOptions, KamailioFront
 from gateway.edges.sip.ports import free_port
 from gateway.edges.sip.probe import wait_for_sip
