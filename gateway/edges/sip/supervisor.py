@@ -123,8 +123,12 @@ class Supervisor:
                 log.exception("restart of worker %d failed", wp.spec.index)
 
     async def _health(self) -> None:
-        while not self.stopping:
+        while True:
             await asyncio.sleep(1.0)  # periodic check
+            if self.stopping:
+                # Draining workers close their links and take a while to exit: that is not a
+                # missed heartbeat (stop() kills whatever is left when the drain is over).
+                return
             now = time.monotonic()
             for wp in self.workers:
                 if wp.proc is None or wp.proc.returncode is not None:
