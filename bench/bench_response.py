@@ -20,11 +20,11 @@ from pathlib import Path
 
 from aiohttp import web
 
-from gateway.agents.appointments import make_app
 from gateway.agents.runner import AgentRunner
 from gateway.audio.wav import read_wav
 from gateway.calls import CallInfo, CallObserver, TurnTiming
 from gateway.demo import synthesize_caller
+from gateway.demo.appointments import make_app
 from gateway.edges.wavfile import WavCallerTransport
 
 PAIRS = (

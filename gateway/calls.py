@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from gateway.audio.frames import Pcm
 from gateway.turns.events import Event
@@ -233,4 +233,25 @@ class CallObserver:
 class SessionFactory(Protocol):
     """Runs one call on `transport` until it ends, reporting to `observer` if one is given."""
 
-    def __call__(self, transport: CallTransport, observer: CallObserver | None = None) -> Awaitable[None]: ...
+    def __call__(
+        self, transport: CallTransport, observer: CallObserver | None = None
+    ) -> Coroutine[Any, Any, None]: ...
+
+
+@dataclass(frozen=True)
+class AgentChoice:
+    """The agent that takes a call, as its CallInfo names it, and the rate its session runs at."""
+
+    agent: str
+    sample_rate: int
+
+
+class CallSessions(SessionFactory, Protocol):
+    """What an edge that picks its calls' agents needs: the routing decision and the sessions."""
+
+    def route(self, requested: str = "", callee: str = "", default: str | None = None) -> str:
+        """The agent for a call: `requested` (a plain agent name the caller asked for, never a
+        path), else the routes on `callee`, else `default` or the gateway's default agent."""
+
+    def choose(self, requested: str = "", callee: str = "", default: str | None = None) -> AgentChoice:
+        """`route()`, with the agent loaded; raises when it cannot be."""

@@ -11,7 +11,8 @@ from session_fixtures import backchannel_then_barge_in, dental_agent_yaml
 from sqlalchemy import select
 
 from gateway.config.schema import DatabaseConfig, GatewayConfig, HttpConfig
-from gateway.edges.mediastream import MEDIASTREAM_EDGE, MediaStreamEdge, MediaStreamSettings, make_install
+from gateway.edges import mediastream
+from gateway.edges.mediastream import MediaStreamEdge, MediaStreamSettings
 from gateway.edges.mediastream.simulator import WIRE, CarrierSimulator
 from gateway.metrics.database import create_db_engine
 from gateway.metrics.replay_sink import ReplaySink
@@ -50,10 +51,10 @@ async def start_gateway(tmp_path: Path) -> AsyncIterator[StartGateway]:
             await metrics.start()
             services.append(metrics)
         http = runtime.http_service()
-        make_install(settings or MediaStreamSettings())(http.app, runtime)
+        edge = mediastream.install(http.app, runtime.runner, settings or MediaStreamSettings())
         await http.start()
         services.append(http)
-        return Gateway(runtime, http.port, http.app[MEDIASTREAM_EDGE])
+        return Gateway(runtime, http.port, edge)
 
     yield start
     for service in reversed(services):

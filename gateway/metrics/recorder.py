@@ -353,3 +353,41 @@ class CallRecorder:
 
 
 __all__ = ["CallRecorder", "Emit"]
+
+
+class CallCounter:
+    """The record of a call when there is no metrics database: Prometheus call counts only."""
+
+    def __init__(self, metrics: GatewayMetrics) -> None:
+        self._metrics = metrics
+        metrics.call_started()
+
+    def on_events(self, events: Iterable[Event], *, agent_text_heard: str | None = None) -> None:
+        return None
+
+    def turn_latencies(
+        self,
+        *,
+        stt_final_latency_ms: float | None = None,
+        llm_ttft_ms: float | None = None,
+        tts_first_audio_ms: float | None = None,
+        response_latency_ms: float | None = None,
+    ) -> None:
+        return None
+
+    def usage(
+        self,
+        service: str,
+        provider: str,
+        model: str = "",
+        *,
+        requests: int = 0,
+        audio_s: float = 0.0,
+        characters: int = 0,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+    ) -> None:
+        return None
+
+    def ended(self, reason: str) -> None:
+        self._metrics.call_ended(reason)

@@ -21,8 +21,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from gateway.calls import CallInfo, CallObserver
-from gateway.edges.http_edges import choose_agent
+from gateway.calls import CallInfo, CallObserver, CallSessions
 from gateway.edges.mediastream import auth
 from gateway.edges.mediastream.dialects import DIALECTS, Dialect, ProtocolError, detect
 from gateway.edges.mediastream.dialects.base import (
@@ -38,7 +37,6 @@ from gateway.edges.mediastream.dialects.base import (
 )
 from gateway.edges.mediastream.settings import MediaStreamSettings
 from gateway.edges.mediastream.transport import MediaStreamTransport
-from gateway.runtime import GatewayRuntime
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +71,8 @@ class _Close(Exception):
 
 
 class MediaStreamEdge:
-    def __init__(self, runtime: GatewayRuntime, settings: MediaStreamSettings) -> None:
-        self.runtime = runtime
+    def __init__(self, sessions: CallSessions, settings: MediaStreamSettings) -> None:
+        self.sessions = sessions
         self.settings = settings
         self.transports: dict[str, MediaStreamTransport] = {}
         self.closed: deque[StreamClosed] = deque(maxlen=1000)
@@ -181,14 +179,12 @@ class MediaStreamEdge:
     async def _call(
         self, ws: web.WebSocketResponse, dialect: Dialect, started: Started, call_id: str, peer: str
     ) -> None:
-        runtime = self.runtime
         params = started.parameters
-        agent = choose_agent(runtime, params.get("agent", ""), started.callee, self.settings.agent)
         try:
-            loaded = runtime.runner.agent(agent)
+            choice = self.sessions.choose(params.get("agent", ""), started.callee, self.settings.agent)
         except Exception as exc:  # a broken agent file must not take the server down
-            raise _Close(INTERNAL, f"agent {agent!r} unusable: {exc}") from None
-        rate = loaded.config.turn_handling.vad.sample_rate
+            raise _Close(INTERNAL, str(exc)) from None
+        agent, rate = choice.agent, choice.sample_rate
         info = CallInfo(
             call_id=call_id,
             edge="mediastream",
@@ -204,7 +200,7 @@ class MediaStreamEdge:
         transport = record.transport
         self.transports[call_id] = transport
         log.info("media stream %s (%s) from %s: agent %s", call_id, info.codec, peer, agent)
-        call = asyncio.create_task(runtime.runner(transport, record.observer), name=f"call {call_id}")
+        call = asyncio.create_task(self.sessions(transport, record.observer), name=f"call {call_id}")
         call.add_done_callback(lambda _: transport.outbox.put_nowait(None))
         writer = asyncio.create_task(_write(ws, transport), name=f"writer {call_id}")
         close: _Close | None = None

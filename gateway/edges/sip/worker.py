@@ -26,12 +26,13 @@ from typing import Any
 
 import pjsua2 as pj
 
+from gateway.config.routing import route_agent
 from gateway.edges.sip import wire
 from gateway.edges.sip.buffers import DropOldestQueue, PlayoutBuffer
 from gateway.edges.sip.bytevec import ByteVectorReader, choose_reader
 from gateway.edges.sip.endpoint import EndpointOptions, account_config, create_endpoint
 from gateway.edges.sip.media_port import CallMediaPort, frame_bytes
-from gateway.edges.sip.routing import request_uri, route_agent, uri_user
+from gateway.edges.sip.routing import request_uri, uri_user
 from gateway.edges.sip.worker_calls import WorkerAccount, WorkerCall
 from gateway.edges.sip.worker_link import HostLink, LinkedCall
 
@@ -201,7 +202,7 @@ class Worker:
         message = prm.rdata.wholeMsg
         info = call.getInfo()
         user = uri_user(request_uri(message))
-        agent = route_agent(user, self.opts.routes, self.opts.default_agent)
+        agent = route_agent(self.opts.routes, self.opts.default_agent, callee=user)
         if self.draining:
             self._reject(call, 503, "Service Unavailable", retry_after=True)
             return

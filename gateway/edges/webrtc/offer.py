@@ -30,14 +30,12 @@ from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcdatachannel import RTCDataChannel
 from aiortc.sdp import candidate_from_sdp
 
-from gateway.calls import CallInfo, CallObserver
-from gateway.edges.http_edges import choose_agent
+from gateway.calls import CallInfo, CallObserver, CallSessions
 from gateway.edges.webrtc.feed import SessionFeed
 from gateway.edges.webrtc.ice import page_ice_servers, rtc_configuration
 from gateway.edges.webrtc.settings import WebRtcSettings
 from gateway.edges.webrtc.tracks import AgentAudioTrack, read_caller
 from gateway.edges.webrtc.transport import WebRtcTransport
-from gateway.runtime import GatewayRuntime
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +82,8 @@ def _codec_of(sdp: str) -> str:
 
 
 class WebRtcEdge:
-    def __init__(self, runtime: GatewayRuntime, settings: WebRtcSettings) -> None:
-        self.runtime = runtime
+    def __init__(self, sessions: CallSessions, settings: WebRtcSettings) -> None:
+        self.sessions = sessions
         self.settings = settings
         self.calls: dict[str, WebRtcCall] = {}
         self.finished: deque[WebRtcCall] = deque(maxlen=100)
@@ -111,12 +109,11 @@ class WebRtcEdge:
             return _bad("offer is not JSON")
         if not isinstance(body, dict) or body.get("type") != "offer" or not isinstance(body.get("sdp"), str):
             return _bad("expected {sdp, type: offer}")
-        agent = choose_agent(self.runtime, str(body.get("agent") or ""), "", self.settings.agent)
         try:
-            loaded = self.runtime.runner.agent(agent)
+            choice = self.sessions.choose(str(body.get("agent") or ""), "", self.settings.agent)
         except Exception as exc:
-            return _bad(f"agent {agent!r} unusable: {exc}", 500)
-        rate = loaded.config.turn_handling.vad.sample_rate
+            return _bad(str(exc), 500)
+        agent, rate = choice.agent, choice.sample_rate
         call_id = f"webrtc:{uuid.uuid4().hex[:16]}"
         pc = RTCPeerConnection(rtc_configuration(self.settings))
         track = AgentAudioTrack(rate, self.settings.max_queue_frames)
@@ -217,7 +214,7 @@ class WebRtcEdge:
                 transceiver.setCodecPreferences(chosen)
 
     async def _run(self, call: WebRtcCall) -> None:
-        running = asyncio.create_task(self.runtime.runner(call.transport, call.observer))
+        running = asyncio.create_task(self.sessions(call.transport, call.observer))
         feed = asyncio.create_task(call.feed.follow(call.observer))
         watchdog = asyncio.create_task(self._connect_watchdog(call))
         call.running = True
