@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sip_fixtures import REPO, kill_group
+from sip_fixtures import REPO, kill_group, two_workers_of_two_calls
 
 from gateway.edges.sip.health import sip_health, watch_sip
 from gateway.edges.sip.ports import free_port
-from gateway.edges.sip.service import SipPlan, SipService
+from gateway.edges.sip.service import SipService
 from gateway.edges.sip.sessions import silent
 from gateway.metrics.prometheus import GatewayMetrics
 
@@ -71,7 +71,7 @@ def test_gauges_and_frame_drops() -> None:
 
 
 def test_snapshot_of_a_service_not_started(tmp_path: Path) -> None:
-    service = SipService(SipPlan(port=5999, worker_caps=[2, 2], run_dir=tmp_path), silent)
+    service = SipService(two_workers_of_two_calls(tmp_path), silent)
     snap = service.snapshot()
     assert (snap["front_up"], snap["workers_up"], snap["workers"]) == (False, 0, 2)
     assert snap["per_worker"]["1"] == {

@@ -146,10 +146,12 @@ def test_wav_to_pcap(tmp_path: Path) -> None:
 
 
 def test_sip_service_status_before_start(tmp_path: Path) -> None:
-    from gateway.edges.sip.service import SipPlan, SipService
+    from sip_fixtures import two_workers_of_two_calls
+
+    from gateway.edges.sip.service import SipService
     from gateway.edges.sip.sessions import silent
 
-    service = SipService(SipPlan(port=5999, worker_caps=[2, 2], run_dir=tmp_path), silent)
+    service = SipService(two_workers_of_two_calls(tmp_path), silent)
     assert service.plan.max_calls == 4
     with pytest.raises(RuntimeError, match="sip front down"):
         service.status()
