@@ -100,7 +100,7 @@ def caller_audio(seconds: float) -> np.ndarray:
 
 
 async def load(port: int, calls: int, seconds: float, dialect: str) -> list:
-    from gateway.edges.mediastream.simulator import CarrierSimulator
+    from carrier_simulator import CarrierSimulator
 
     audio = caller_audio(seconds)
     sims = [CarrierSimulator(f"ws://127.0.0.1:{port}/media/{dialect}", dialect, audio) for _ in range(calls)]

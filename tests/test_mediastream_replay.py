@@ -7,13 +7,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from carrier_simulator import WIRE, CarrierSimulator
 from session_fixtures import backchannel_then_barge_in, dental_agent_yaml
 from sqlalchemy import select
 
 from gateway.config.schema import DatabaseConfig, GatewayConfig, HttpConfig
 from gateway.edges import mediastream
 from gateway.edges.mediastream import MediaStreamEdge, MediaStreamSettings
-from gateway.edges.mediastream.simulator import WIRE, CarrierSimulator
 from gateway.metrics.database import create_db_engine
 from gateway.metrics.replay_sink import ReplaySink
 from gateway.metrics.tables import Call, InterruptionEvent

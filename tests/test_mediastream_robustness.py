@@ -12,10 +12,10 @@ import aiohttp
 import numpy as np
 import pytest
 from audio_fixtures import espeak, place
+from carrier_simulator import CarrierSimulator
 from test_mediastream_replay import Gateway, StartGateway, start_gateway  # noqa: F401  (fixture)
 
 from gateway.edges.mediastream import MediaStreamSettings, auth
-from gateway.edges.mediastream.simulator import CarrierSimulator
 
 START = {
     "event": "start",

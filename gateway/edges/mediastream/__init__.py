@@ -8,8 +8,8 @@ Routes (added to an HTTP app by `install(app, sessions, settings)`):
 
 Module map: `dialects/` (one sans-I/O module per carrier), `auth.py` (secrets, signed tokens,
 Twilio signatures), `marks.py` (heard position from mark echoes), `transport.py` (the
-CallTransport), `handler.py` (the WebSocket coroutine), `twiml.py`, `simulator.py` (a carrier
-in a box, for tests and the benchmark).
+CallTransport), `handler.py` (the WebSocket coroutine), `twiml.py`. A carrier in a box, for the
+tests and the benchmark, is `tests/carrier_simulator.py` (not shipped).
 """
 
 from __future__ import annotations

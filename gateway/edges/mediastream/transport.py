@@ -20,7 +20,6 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 
-from gateway.audio import g711
 from gateway.audio.frames import FRAME_SECONDS, Framer, Pcm, samples_per_frame
 from gateway.audio.resample import StreamResampler
 from gateway.calls import CallEnded, CallInfo, Dtmf, InboundFrame, InboundQueue, TransportEvent
@@ -63,18 +62,10 @@ class MediaStreamTransport:
 
     # -- inbound (from the socket reader) -------------------------------------------------------
 
-    def decode(self, payload: bytes) -> Pcm:
-        enc = self.wire.encoding
-        if enc == "l16":
-            pcm = np.frombuffer(payload[: len(payload) // 2 * 2], dtype="<i2").astype(np.int16)
-        else:
-            pcm = g711.decode(payload, "ulaw" if enc == "mulaw" else "alaw")
-        return pcm
-
     def feed_media(self, payload: bytes) -> None:
         if self._ended:
             return
-        pcm = self.decode(payload)
+        pcm = self.wire.decode(payload)
         if self._up is not None:
             pcm = self._up.process(pcm)
         for frame in self._framer.push(pcm):
@@ -150,18 +141,12 @@ class MediaStreamTransport:
         samples = len(pcm)
         if self._down is not None:
             pcm = self._down.process(pcm)
-        enc = self.wire.encoding
-        payload = (
-            pcm.astype("<i2").tobytes()
-            if enc == "l16"
-            else g711.encode(pcm, "ulaw" if enc == "mulaw" else "alaw").tobytes()
-        )
-        for message in self.dialect.media(payload):
+        for message in self.dialect.media(self.wire.encode(pcm)):
             self.outbox.put_nowait(message)
         self.position.on_sent(samples)
         if self.dialect.has_marks:
             # The label records the caller frame the chunk was played with: a carrier-side
-            # recording (tests, `simulator`) aligns the two channels exactly by it.
+            # recording (tests/carrier_simulator.py) aligns the two channels exactly by it.
             mark = self.dialect.mark(self.position.new_mark(f"{self._batch_frame}"))
             if mark is not None:
                 self.outbox.put_nowait(mark)
