@@ -38,11 +38,11 @@ log = logging.getLogger(__name__)
 class EdgeUnavailable(RuntimeError):
     """An enabled edge cannot run in this installation."""
 
-    def __init__(self, edge: str, cause: ImportError) -> None:
-        missing = cause.name or str(cause)
+    def __init__(self, edge: str, cause: ImportError, extra: str | None = None) -> None:
+        install = f"pip install 'voice-gateway[{extra}]'" if extra else "reinstall the gateway"
         super().__init__(
-            f"the {edge} edge cannot start: {missing} cannot be imported ({cause}); "
-            f"install it (pip install 'voice-gateway[{edge}]') or set {edge}.enabled: false"
+            f"the {edge} edge cannot start: {cause.name or cause} cannot be imported ({cause}); "
+            f"{install}, or set {edge}.enabled: false"
         )
         self.edge = edge
 
@@ -80,7 +80,7 @@ class GatewayRuntime:
             try:
                 from gateway.edges import webrtc
             except ImportError as exc:
-                raise EdgeUnavailable("webrtc", exc) from exc
+                raise EdgeUnavailable("webrtc", exc, extra="webrtc") from exc
             webrtc.install(app, self.runner, webrtc.WebRtcSettings.from_config(self.config))
         if self.config.mediastream.enabled:
             try:

@@ -19,6 +19,7 @@ from typing import Protocol
 
 from gateway.agents.session import Backends, CallSession, Detectors, Recorder
 from gateway.calls import AgentChoice, CallInfo, CallObserver, CallTransport
+from gateway.config.examples import example_agent
 from gateway.config.loader import LoadedAgent, load_agent_config
 from gateway.config.routing import is_agent_name, route_agent
 from gateway.config.schema import GatewayConfig
@@ -94,8 +95,9 @@ class AgentRunner:
         return AgentChoice(agent, loaded.config.turn_handling.vad.sample_rate)
 
     def agent(self, ref: str) -> LoadedAgent:
-        """An agent by YAML path (as the operator's routes give it) or by plain name
-        (config/agents/NAME.yaml; a name without a file is the default agent)."""
+        """An agent by YAML path (as the operator's routes give it) or by plain name: NAME.yaml in
+        config/agents/ of the working directory, else among the packaged examples; a name without
+        a file is the gateway's default agent."""
         path = self._agent_path(ref)
         key = str(path)
         if key not in self._agents:
@@ -109,6 +111,8 @@ class AgentRunner:
         if not is_agent_name(ref):
             raise ValueError(f"{ref!r} is neither an agent file nor an agent name")
         path = Path("config/agents") / f"{ref}.yaml"
+        if not path.exists():
+            path = example_agent(ref)
         if not path.exists() and self.gateway is not None and self.gateway.default_agent:
             log.warning("no agent %r: using the default agent", ref)
             path = Path(self.gateway.default_agent)
