@@ -1,6 +1,6 @@
 """The metrics schema as SQLAlchemy 2 typed models.
 
-Table and column names are a contract with analysts (DESIGN.md, "Database"); change them only with a
+Table and column names are a contract with analysts (docs/design.md, "Database"); change them only with a
 new Alembic migration in `gateway/metrics/migrations/versions/`. `tests/test_migrations.py` checks
 that the migrations build exactly this schema.
 
