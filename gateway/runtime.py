@@ -27,7 +27,8 @@ from gateway.edges.sip.service import SipPlan, SipService
 from gateway.http.app import HEALTH_CHECKS_KEY, create_app, writer_health
 from gateway.metrics.database import create_db_engine, redact_url, resolve_db_url
 from gateway.metrics.prometheus import GatewayMetrics
-from gateway.metrics.recorder import CallCounter, CallRecorder
+from gateway.metrics.recorder import CallRecorder
+from gateway.metrics.records import Record
 from gateway.metrics.schema import check_schema_current
 from gateway.metrics.writer import MetricsWriter, default_instance
 from gateway.services import Service
@@ -59,10 +60,9 @@ class GatewayRuntime:
         self.runner = AgentRunner(config, record_call=self.record_call, agent_overrides=agent_overrides)
 
     def record_call(self, info: CallInfo) -> CallRecord:
-        """The runner's `record_call`: database rows once the writer runs, else call counts only."""
-        if self.writer is None:
-            return CallCounter(self.metrics)
-        recorder = CallRecorder(info, self.writer.emit, instance=self.instance, metrics=self.metrics)
+        """The runner's `record_call`: Prometheus, and database rows once the writer runs."""
+        emit = self.writer.emit if self.writer is not None else _no_database
+        recorder = CallRecorder(info, emit, instance=self.instance, metrics=self.metrics)
         recorder.started()
         recorder.answered()
         return recorder
@@ -104,6 +104,10 @@ class GatewayRuntime:
         self.install_http_edges(http.app)
         sip = self.sip_service(plan, http)
         return [self.metrics_service(), sip, http]
+
+
+def _no_database(record: Record) -> None:
+    """Where rows go before the metrics service has started its writer (tests): nowhere."""
 
 
 class MetricsService:
