@@ -353,4 +353,3 @@ class CallRecorder:
 
 
 __all__ = ["CallRecorder", "Emit"]
-
