@@ -1,7 +1,7 @@
 """A pjsua2 worker process: a thin media bridge between SIP/RTP calls and the session host.
 
-Run as `python -m gateway.edges.sip.worker --sip-port P --control /path/to/host.sock ...`; the
-supervisor (supervisor.py) starts one per slot of up to 4 calls (the wheel's limit per process).
+Run as `python -m gateway.edges.sip.worker --options JSON` (a `WorkerOptions`, worker_options.py);
+the supervisor (supervisor.py) starts one per slot of up to 4 calls (the wheel's limit per process).
 
 Threads:
 - main thread: the only one that calls the pjsua2 API. It runs `libHandleEvents` (SIP events are
