@@ -50,36 +50,35 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def serve(port_file: Path, agent: Path, echo: bool) -> None:
+    from gateway.calls import CallEnded, CallObserver, CallSessions, CallTransport, InboundFrame
     from gateway.config.schema import GatewayConfig, HttpConfig
-    from gateway.edges.mediastream import MediaStreamSettings, make_install
-    from gateway.edges.transport import CallEnded, CallTransport, InboundFrame
+    from gateway.edges import mediastream
     from gateway.runtime import GatewayRuntime
 
     config = GatewayConfig(default_agent=str(agent)).model_copy(
         update={"http": HttpConfig.model_construct(host="127.0.0.1", port=0)}
     )
     runtime = GatewayRuntime(config)
+    sessions: CallSessions = runtime.runner
     if echo:
         real = runtime.runner
 
-        class EchoRunner:
-            agent = staticmethod(real.agent)
+        class EchoSessions:
+            route = staticmethod(real.route)
+            choose = staticmethod(real.choose)
 
-            def __init__(self) -> None:
-                self.sessions: dict[str, object] = {}
-
-            async def __call__(self, transport: CallTransport) -> None:
+            async def __call__(self, transport: CallTransport, observer: CallObserver | None = None) -> None:
                 async for event in transport.events():
                     if isinstance(event, InboundFrame):
                         transport.play(event.pcm)
                     elif isinstance(event, CallEnded):
                         return
 
-        runtime.runner = EchoRunner()  # type: ignore[assignment]
+        sessions = EchoSessions()
     else:
         runtime.runner.detectors(runtime.runner.agent(str(agent)))  # load models before measuring
     http = runtime.http_service()
-    make_install(MediaStreamSettings())(http.app, runtime)
+    mediastream.install(http.app, sessions, mediastream.MediaStreamSettings())
     await http.start()
     port_file.write_text(str(http.port))
     await asyncio.Event().wait()
@@ -101,7 +100,7 @@ def caller_audio(seconds: float) -> np.ndarray:
 
 
 async def load(port: int, calls: int, seconds: float, dialect: str) -> list:
-    from gateway.edges.mediastream.simulator import CarrierSimulator
+    from carrier_simulator import CarrierSimulator
 
     audio = caller_audio(seconds)
     sims = [CarrierSimulator(f"ws://127.0.0.1:{port}/media/{dialect}", dialect, audio) for _ in range(calls)]

@@ -20,12 +20,11 @@ from pathlib import Path
 
 from aiohttp import web
 
-from gateway.agents.appointments import make_app
 from gateway.agents.runner import AgentRunner
-from gateway.agents.session import TurnTiming
 from gateway.audio.wav import read_wav
+from gateway.calls import CallInfo, CallObserver, TurnTiming
 from gateway.demo import synthesize_caller
-from gateway.edges.transport import CallInfo
+from gateway.demo.appointments import make_app
 from gateway.edges.wavfile import WavCallerTransport
 
 PAIRS = (
@@ -53,8 +52,9 @@ async def one_run(stt: str, tts: str, caller_path: Path, seconds: float, port: i
     runner.warm_up(["config/agents/dental.yaml"])
     caller = read_wav(caller_path).pcm[: int(seconds * 8000), 0]
     transport = WavCallerTransport(caller, CallInfo("bench", "replay", "config/agents/dental.yaml"), tail=2.0)
-    await runner(transport)
-    return runner.finished["bench"].log.turn_timings
+    observer = CallObserver()
+    await runner(transport, observer)
+    return observer.turn_timings
 
 
 def median(values: list[float | None]) -> float | None:

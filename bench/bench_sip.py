@@ -30,6 +30,7 @@ sys.path.insert(0, str(REPO))
 from gateway.audio.wav import write_wav  # noqa: E402
 from gateway.edges.sip.pcap import wav_to_pcap  # noqa: E402
 from gateway.edges.sip.ports import free_port  # noqa: E402
+from tests.sip_fixtures import bare_worker_command  # noqa: E402
 
 SCENARIO = REPO / "sip" / "scenarios" / "uac_pcap.xml"
 TICK = os.sysconf("SC_CLK_TCK")
@@ -101,7 +102,7 @@ def measure(root: int, cwd: Path, port: int, calls: int, seconds: float) -> tupl
 def bare_worker(cwd: Path, calls: int, seconds: float) -> tuple[int, int, float]:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway.edges.sip.worker", "--sip-port", str(port), "--max-calls", "4"],
+        bare_worker_command(port),
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     try:

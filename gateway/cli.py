@@ -16,12 +16,13 @@ from collections.abc import Sequence
 from gateway import __version__
 
 COMMAND_MODULES: tuple[str, ...] = (
-    "gateway.config.cli",  # check-config
+    "gateway.config_cli",  # check-config
     "gateway.replay_cli",  # replay
     "gateway.eval_bargein",  # eval-bargein
-    "gateway.edges.sip.cli",  # serve, call
+    "gateway.serve_cli",  # serve
+    "gateway.edges.sip.cli",  # call
     "gateway.metrics.cli",  # db, calls, report
-    "gateway.agents.appointments",  # appointments (demo tool service)
+    "gateway.demo.appointments",  # appointments (demo tool service)
     "gateway.demo",  # demo
 )
 

@@ -3,7 +3,7 @@
 Each `NAME.wav` in DIR (stereo: caller, agent) has a sidecar `NAME.json` as written by
 `python -m models.bargein.scenarios`: `agent_turns` [{start, end}] and `events` [{class, onset, end,
 turn, in_start_cooldown}] with class interruption | backchannel | noise | silent. The files go through
-`gateway replay` twice in the same run (`--set interruption.mode=adaptive` and `=vad`, plus any
+`gateway replay`'s Replayer twice (`--set interruption.mode=adaptive` and `=vad`, plus any
 `--config` / `--set` given here), and the emitted `interruption` events are matched to the labels:
 
 * an interruption *matches* a labelled caller event when its onset lies in
@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -291,17 +289,21 @@ def parse_replay(lines: Iterable[str]) -> dict[str, list[Decision]]:
 
 
 def run_replay(files: Sequence[Path], mode: str, config: str | None, overrides: Sequence[str]) -> list[str]:
-    cmd = [sys.executable, "-m", "gateway", "replay", *map(str, files), "--set", f"interruption.mode={mode}"]
-    if config:
-        cmd += ["--config", config]
-    for o in overrides:
-        cmd += ["--set", o]
+    """The lines `gateway replay FILES --set interruption.mode=MODE [--config ...] [--set ...]`
+    prints, from the same Replayer in this process (adaptive mode uses the ONNX detector unless
+    an override names another)."""
+    from gateway.config.loader import load_agent_config
+    from gateway.replay import Replayer
+
+    sets = [f"interruption.mode={mode}", *overrides]
     if mode == "adaptive" and not any(o.startswith("interruption.detector=") for o in overrides):
-        cmd += ["--set", "interruption.detector=onnx"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"gateway replay failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
-    return proc.stdout.splitlines()
+        sets.append("interruption.detector=onnx")
+    replayer = Replayer(load_agent_config(config, sets).config.turn_handling.to_options())
+    lines: list[str] = []
+    for path in files:
+        result = replayer.replay_file(path, label=str(path))
+        lines += [json.dumps(row) for row in result.contract_events()]
+    return lines
 
 
 def _fmt(value: float, pct: bool = False) -> str:

@@ -1,6 +1,6 @@
 """Offline replay of a stereo call recording through the live turn pipeline.
 
-Contract (DESIGN.md): channel 0 is the caller (inbound), channel 1 the agent's playout (digital
+Contract (docs/design.md): channel 0 is the caller (inbound), channel 1 the agent's playout (digital
 silence where the agent is silent). The agent is speaking while channel 1 is non-silent; an agent
 utterance ends once channel 1 has been silent for `AGENT_HANGOVER` seconds. After the engine
 interrupts the agent, the rest of that utterance is treated as stopped (paused, if the engine
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from gateway.audio.frames import samples_per_frame
+from gateway.audio.frames import Pcm, samples_per_frame
 from gateway.audio.wav import read_wav
-from gateway.turns.detectors import BargeInDetector, EndOfTurnDetector, Pcm
+from gateway.turns.detectors import BargeInDetector, EndOfTurnDetector
 from gateway.turns.events import (
     REPLAY_TYPES,
     EndOfTurn,

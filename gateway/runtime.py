@@ -1,44 +1,51 @@
-"""What one `gateway serve` process shares across edges: runner, metrics writer, HTTP app.
+"""Assembles one `gateway serve` process; nothing in it registers itself on import.
 
-    runtime = GatewayRuntime(config, db_url)
-    services = [runtime.metrics_service(), SipService(plan, runtime.runner), runtime.http_service()]
+    config ─► metrics: database writer (its own process) and Prometheus
+           ─► AgentRunner: the sessions every edge hands its calls to
+           ─► SIP service: SipService(plan, sessions)
+           ─► HTTP app: /metrics, /healthz, then each HTTP edge installed explicitly,
+              webrtc.install(app, sessions, settings), mediastream.install(app, sessions, settings)
 
-Edges that speak HTTP/WebSocket (WebRTC, carrier media streams, the softphone page) add their
-routes with `HTTP_ROUTES` installers, each `install(app, runtime)`, so every edge hands its calls
-to the same `AgentRunner` and every call lands in the same database.
+An HTTP edge that is enabled but cannot be imported (an optional dependency missing, or broken)
+stops the start with `EdgeUnavailable`, which names the edge, the cause and the way out.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from gateway.agents.runner import AgentRunner
+from gateway.agents.runner import AgentRunner, CallRecord
+from gateway.calls import CallInfo
 from gateway.config.schema import GatewayConfig
+from gateway.edges.sip.health import sip_health, watch_sip
+from gateway.edges.sip.service import SipPlan, SipService
 from gateway.http.app import HEALTH_CHECKS_KEY, create_app, writer_health
 from gateway.metrics.database import create_db_engine, redact_url, resolve_db_url
 from gateway.metrics.prometheus import GatewayMetrics
+from gateway.metrics.recorder import CallRecorder
+from gateway.metrics.records import Record
 from gateway.metrics.schema import check_schema_current
 from gateway.metrics.writer import MetricsWriter, default_instance
+from gateway.services import Service
 
 log = logging.getLogger(__name__)
 
-RouteInstaller = Callable[[web.Application, "GatewayRuntime"], None]
-# Filled by the HTTP edges' modules (imported by `gateway serve`).
-HTTP_ROUTES: list[RouteInstaller] = []
 
+class EdgeUnavailable(RuntimeError):
+    """An enabled edge cannot run in this installation."""
 
-def install_http_edges() -> None:
-    """Register the HTTP edges (WebRTC, carrier media streams) that are installed in this build."""
-    try:
-        from gateway.edges import http_edges
-    except ImportError:
-        return
-    http_edges.install_all()
+    def __init__(self, edge: str, cause: ImportError, extra: str | None = None) -> None:
+        install = f"pip install 'voice-gateway[{extra}]'" if extra else "reinstall the gateway"
+        super().__init__(
+            f"the {edge} edge cannot start: {cause.name or cause} cannot be imported ({cause}); "
+            f"{install}, or set {edge}.enabled: false"
+        )
+        self.edge = edge
 
 
 class GatewayRuntime:
@@ -49,19 +56,58 @@ class GatewayRuntime:
         self.db_url = resolve_db_url(db_url or config.database.url)
         self.metrics = GatewayMetrics()
         self.instance = default_instance()
-        self.writer: MetricsWriter | None = None
-        self.runner = AgentRunner(
-            config, metrics=self.metrics, instance=self.instance, agent_overrides=agent_overrides
-        )
+        self.writer: MetricsWriter | None = None  # set when the metrics service starts
+        self.runner = AgentRunner(config, record_call=self.record_call, agent_overrides=agent_overrides)
+
+    def record_call(self, info: CallInfo) -> CallRecord:
+        """The runner's `record_call`: Prometheus, and database rows once the writer runs."""
+        emit = self.writer.emit if self.writer is not None else _no_database
+        recorder = CallRecorder(info, emit, instance=self.instance, metrics=self.metrics)
+        recorder.started()
+        recorder.answered()
+        return recorder
 
     def metrics_service(self) -> MetricsService:
         return MetricsService(self)
 
     def http_service(self) -> HttpService:
-        app = create_app(self.metrics, {})
-        for install in HTTP_ROUTES:
-            install(app, self)
-        return HttpService(self, app)
+        """The HTTP app with /metrics and /healthz only; `install_http_edges` adds the edges."""
+        return HttpService(self, create_app(self.metrics, {}))
+
+    def install_http_edges(self, app: web.Application) -> None:
+        """The enabled HTTP edges, each installed explicitly on `app` with the runner's sessions."""
+        if self.config.webrtc.enabled:
+            try:
+                from gateway.edges import webrtc
+            except ImportError as exc:
+                raise EdgeUnavailable("webrtc", exc, extra="webrtc") from exc
+            webrtc.install(app, self.runner, webrtc.WebRtcSettings.from_config(self.config))
+        if self.config.mediastream.enabled:
+            try:
+                from gateway.edges import mediastream
+            except ImportError as exc:
+                raise EdgeUnavailable("mediastream", exc) from exc
+            mediastream.install(app, self.runner, mediastream.MediaStreamSettings.from_config(self.config))
+
+    def sip_service(self, plan: SipPlan, http: HttpService) -> SipService:
+        """The SIP edge on the runner's sessions, in /healthz and /metrics."""
+        sip = SipService(
+            plan, self.runner, on_frames_dropped=functools.partial(self.metrics.frames_dropped, "sip")
+        )
+        http.app[HEALTH_CHECKS_KEY]["sip"] = sip_health(sip.snapshot)
+        watch_sip(self.metrics.registry, sip.snapshot)
+        return sip
+
+    def services(self, plan: SipPlan) -> list[Service]:
+        """Everything `gateway serve` runs, in start order: metrics, SIP, HTTP."""
+        http = self.http_service()
+        self.install_http_edges(http.app)
+        sip = self.sip_service(plan, http)
+        return [self.metrics_service(), sip, http]
+
+
+def _no_database(record: Record) -> None:
+    """Where rows go before the metrics service has started its writer (tests): nowhere."""
 
 
 class MetricsService:
@@ -88,7 +134,6 @@ class MetricsService:
             instance=rt.instance,
         )
         await rt.writer.start()
-        rt.runner.emit = rt.writer.emit
         log.info("metrics to %s", redact_url(rt.db_url))
 
     async def drain(self, timeout: float) -> None:

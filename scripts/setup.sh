@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Idempotent set-up of a fresh Debian machine (Python >= 3.11): the Debian packages listed in
-# scripts/apt-packages.txt, a virtualenv in .venv with the project installed (editable), and with
-# --test the test tools too. Quick when everything is already in place.
+# scripts/apt-packages.txt, a virtualenv in .venv with the project and its optional extras installed
+# (editable), and with --test the test tools too. Quick when everything is already in place.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-extras=""
-[[ "${1:-}" == "--test" ]] && extras="[test]"
+# The optional backends and edges (the demo and the tests use them all); --test adds the test tools.
+extras="[webrtc,whisper,piper,deepgram]"
+[[ "${1:-}" == "--test" ]] && extras="[webrtc,whisper,piper,deepgram,test]"
 
 as_root() { if [[ "$(id -u)" == "0" ]]; then "$@"; else sudo "$@"; fi; }
 

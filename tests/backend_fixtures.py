@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from gateway.agents.appointments import AppointmentBook, make_app
 from gateway.config.loader import LoadedAgent, load_agent_config
+from gateway.demo.appointments import AppointmentBook, make_app
 
 DENTAL = Path(__file__).resolve().parent.parent / "config" / "agents" / "dental.yaml"
 

@@ -49,7 +49,7 @@ def tone(rate: int, seconds: float, freq: float, level: float = 0.3) -> np.ndarr
 
 
 async def recording_session(transport: Any) -> None:
-    from gateway.edges.transport import CallEnded, Dtmf, InboundFrame
+    from gateway.calls import CallEnded, Dtmf, InboundFrame
 
     out_dir = Path(os.environ.get("SIP_TEST_OUT", "."))
     rate = transport.info.sample_rate
@@ -96,7 +96,32 @@ async def recording_session(transport: Any) -> None:
     tmp.rename(out_dir / f"{safe}.json")
 
 
-# -- processes ------------------------------------------------------------------------------------
+# -- plans and processes --------------------------------------------------------------------------
+def sip_plan(*overrides: str, workers: int = 1, max_calls: int | None = None) -> Any:
+    """The SipPlan `gateway serve` would make of the built-in configuration with `overrides`."""
+    from gateway.config.loader import load_gateway_config
+    from gateway.edges.sip.service import plan_from_config
+
+    cfg = load_gateway_config(None, ["routes=[]", *overrides]).config
+    return plan_from_config(cfg, workers=workers, max_calls=max_calls)
+
+
+def two_workers_of_two_calls(run_dir: Path) -> Any:
+    """A SipPlan on port 5999: two workers of two calls each, generated files in `run_dir`."""
+    plan = sip_plan("sip.port=5999", workers=2, max_calls=4)
+    plan.run_dir = run_dir
+    return plan
+
+
+def bare_worker_command(sip_port: int, *overrides: str) -> list[str]:
+    """A worker without a session host (frames discarded) on a loopback port, as the built-in
+    configuration with `overrides` would make it."""
+    from gateway.edges.sip.service import worker_options
+
+    options = worker_options(sip_plan(*overrides), 0, sip_port, None)
+    return [sys.executable, "-m", "gateway.edges.sip.worker", "--options", options.to_json()]
+
+
 def kill_group(proc: subprocess.Popen[Any], timeout: float = 8.0) -> None:
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):

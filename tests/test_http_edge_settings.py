@@ -3,20 +3,19 @@
 
 from __future__ import annotations
 
+import sys
 import textwrap
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
 import pytest
 from aiohttp import web
 
 from gateway.config import ConfigError, load_gateway_config
 from gateway.config.schema import GatewayConfig
-from gateway.edges import mediastream, webrtc
 from gateway.edges.mediastream import MEDIASTREAM_EDGE, MediaStreamSettings
 from gateway.edges.webrtc import WEBRTC_EDGE, IceServer, WebRtcSettings
 from gateway.edges.webrtc.ice import restrict_host_addresses
+from gateway.runtime import EdgeUnavailable, GatewayRuntime
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -95,22 +94,45 @@ def test_yaml_values_reach_the_edge_settings(tmp_path: Path, monkeypatch: pytest
         assert secret not in repr(config)
 
 
-def test_installers_build_the_edges_from_the_gateway_config(
+def test_the_runtime_installs_the_edges_from_the_gateway_config(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TEST_TURN_PASSWORD", "turnpw")
     monkeypatch.setenv("TEST_TWILIO_TOKEN", "twtoken")
-    runtime: Any = SimpleNamespace(config=load(tmp_path, FULL))
+    runtime = GatewayRuntime(load(tmp_path, FULL), "sqlite://")
     app = web.Application()
     try:
-        webrtc.install(app, runtime)
-        mediastream.install(app, runtime)
+        runtime.install_http_edges(app)
     finally:
         restrict_host_addresses([])
     assert app[WEBRTC_EDGE].settings == WebRtcSettings.from_config(runtime.config)
     assert app[WEBRTC_EDGE].settings.agent == "softphone"
     assert app[MEDIASTREAM_EDGE].settings.secret == "s3cret"
     assert app[MEDIASTREAM_EDGE].settings.public_url == "https://gw.example.com"
+    assert app[WEBRTC_EDGE].sessions is runtime.runner is app[MEDIASTREAM_EDGE].sessions
+
+
+def test_disabled_edges_are_not_installed(tmp_path: Path) -> None:
+    text = "webrtc:\n  enabled: false\nmediastream:\n  enabled: false\n"
+    runtime = GatewayRuntime(load(tmp_path, text), "sqlite://")
+    app = web.Application()
+    runtime.install_http_edges(app)
+    assert WEBRTC_EDGE not in app and MEDIASTREAM_EDGE not in app
+    assert not [r for r in app.router.routes() if r.method != "HEAD"]
+
+
+def test_an_edge_that_cannot_be_imported_stops_the_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A missing optional dependency (here: the WebRTC edge's aiortc) names the edge and the way out,
+    instead of serving silently without it."""
+    import gateway.edges
+
+    monkeypatch.delattr(gateway.edges, "webrtc")
+    monkeypatch.setitem(sys.modules, "gateway.edges.webrtc", None)  # what a failed import leaves
+    runtime = GatewayRuntime(load(tmp_path, "webrtc: {}\n"), "sqlite://")
+    with pytest.raises(EdgeUnavailable, match=r"the webrtc edge cannot start: .*webrtc\.enabled: false"):
+        runtime.install_http_edges(web.Application())
 
 
 def set_env(monkeypatch: pytest.MonkeyPatch, *values: str) -> None:
@@ -210,7 +232,7 @@ def test_shipped_gateway_yaml_keeps_env_deployments_working(monkeypatch: pytest.
         ("webrtc:\n  addresses: 192.0.2.1\n", 2, "webrtc.addresses", "must be a list"),
         ("webrtc:\n  addresses: [gw.example.com]\n", 2, "webrtc.addresses", "IP addresses"),
         ("webrtc:\n  agent: 5\n", 2, "webrtc.agent", "must be a string"),
-        ("webrtc:\n  stun: x\n", 2, "webrtc.stun", "allowed keys: ice_servers, addresses, agent"),
+        ("webrtc:\n  stun: x\n", 2, "webrtc.stun", "allowed keys: enabled, ice_servers, addresses, agent"),
         ("mediastream:\n  secret: 1234\n", 2, "mediastream.secret", "must be a string"),
         ("mediastream:\n  twilio_auth_token: [a]\n", 2, "mediastream.twilio_auth_token", "must be a string"),
         ("mediastream:\n  public_url: gw.example.com\n", 2, "mediastream.public_url", "https://"),

@@ -8,7 +8,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine
 
-from gateway.edges.transport import CallInfo
+from gateway.calls import CallInfo
 from gateway.http.app import HEALTH_CHECKS_KEY, create_app, writer_health
 from gateway.metrics.prometheus import GatewayMetrics
 from gateway.metrics.recorder import CallRecorder

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gateway.edges.transport import CallInfo
+from gateway.calls import CallInfo
 from gateway.metrics.recorder import CallRecorder
 from gateway.metrics.records import InsertRow, Record, UpdateRow
 from gateway.turns.events import (

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from audio_fixtures import espeak, place
 
-from gateway.audio.frames import iter_frames
-from gateway.turns.detectors import DetectorError, Pcm
+from gateway.audio.frames import Pcm, iter_frames
+from gateway.turns.detectors import DetectorError
 from gateway.turns.echo_gate import EchoGate, frame_db
 from gateway.turns.events import DetectorFallback, Event, Interruption
 from gateway.turns.options import BackchannelBoundary, InterruptionOptions, TurnHandlingOptions

@@ -20,7 +20,7 @@ AGENT_TEXT = (
     "Thank you for calling Bright Smile Dental. We have openings on Tuesday at three, "
     "Wednesday at ten, and Friday at two in the afternoon. Which one works best for you?"
 )
-CONTRACT_TYPES = REPLAY_TYPES  # DESIGN.md's list, which the engine module keeps
+CONTRACT_TYPES = REPLAY_TYPES  # the replay contract's list (docs/design.md), which the engine module keeps
 BACKCHANNEL_AT, BARGE_IN_AT = 3.0, 6.5
 
 

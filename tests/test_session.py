@@ -8,8 +8,8 @@ from audio_fixtures import espeak, place
 from session_fixtures import GREETING, EspeakCliTTS, ScriptLLM, backchannel_then_barge_in, dental_agent_yaml
 
 from gateway.agents.session import Backends, CallSession, Detectors
+from gateway.calls import CallInfo
 from gateway.config.loader import parse_agent_yaml
-from gateway.edges.transport import CallInfo
 from gateway.edges.wavfile import WavCallerTransport
 from gateway.replay import Replayer
 from gateway.turns.heuristics import HeuristicBargeInDetector

@@ -18,6 +18,8 @@ from sip_fixtures import (
     status,
 )
 
+from gateway.edges.sip.worker_options import WorkerOptions
+
 pytestmark = needs_sipp_and_kamailio()
 
 PCMU = ["-s", "dental", "-m", "1", "-key", "pt", "0", "-key", "codec", "PCMU"]
@@ -73,8 +75,30 @@ def test_drain_refuses_new_calls_and_lets_calls_finish(tmp_path: Path) -> None:
     assert [r["reason"] for r in results] == ["caller_hangup"]
 
 
+def test_sigterm_after_calls_exits_without_errors(tmp_path: Path) -> None:
+    """A clean stop is not an incident: every process exits and no ERROR is logged.
+
+    The first call outlasts the supervisor's heartbeat timeout (5 s), so the workers are old enough
+    to be taken for hung ones while they close their links and exit (issue #14: each worker was
+    reported "missed its heartbeat; killing it" on every stop).
+    """
+    with gateway_serve(tmp_path, workers=2) as gw:
+        res = run_sipp(tmp_path, gw.port, "uac_echo.xml", *PCMU, "-d", "5500")
+        assert res.returncode == 0, res.stdout[-2000:]
+        assert len(gw.results(1)) == 1
+        assert set(_worker_pids(gw.run_dir)) == {0, 1}
+        os.kill(gw.proc.pid, signal.SIGTERM)
+        assert gw.proc.wait(20) == 0
+        assert _worker_pids(gw.run_dir) == {}  # no worker outlived `gateway serve`
+        logs = {"serve.err": (tmp_path / "serve.err").read_text(errors="replace")}
+        logs.update({p.name: p.read_text(errors="replace") for p in gw.run_dir.glob("worker*.log")})
+    assert "draining" in logs["serve.err"]  # the verbose log (-v), up to the stop
+    errors = {name: [line for line in text.splitlines() if " ERROR " in line] for name, text in logs.items()}
+    assert errors == {name: [] for name in logs}
+
+
 def _worker_pids(run_dir: Path) -> dict[int, int]:
-    """Worker index -> pid, from /proc (the workers are the serve process's grandchildren' peers)."""
+    """Worker index -> pid of the workers of `run_dir`'s gateway, read from their command lines."""
     pids = {}
     sock = str(run_dir / "host.sock")
     for entry in Path("/proc").iterdir():
@@ -84,8 +108,10 @@ def _worker_pids(run_dir: Path) -> dict[int, int]:
             args = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"gateway.edges.sip.worker" in args and sock.encode() in args:
-            pids[int(args[args.index(b"--index") + 1])] = int(entry.name)
+        if b"gateway.edges.sip.worker" in args and b"--options" in args:
+            options = WorkerOptions.from_json(args[args.index(b"--options") + 1].decode())
+            if options.control == sock:
+                pids[options.index] = int(entry.name)
     return pids
 
 

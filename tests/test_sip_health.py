@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sip_fixtures import REPO, kill_group
+from sip_fixtures import REPO, kill_group, two_workers_of_two_calls
 
-from gateway.edges.sip.health import count_frame_drops, sip_health, watch_sip
+from gateway.edges.sip.health import sip_health, watch_sip
 from gateway.edges.sip.ports import free_port
-from gateway.edges.sip.service import SipPlan, SipService
+from gateway.edges.sip.service import SipService
 from gateway.edges.sip.sessions import silent
 from gateway.metrics.prometheus import GatewayMetrics
 
@@ -57,8 +57,8 @@ def test_health_check() -> None:
 
 def test_gauges_and_frame_drops() -> None:
     metrics = GatewayMetrics()
-    watch_sip(metrics, lambda: snapshot(up=(True, False)))
-    count_frame_drops(metrics)(7)
+    watch_sip(metrics.registry, lambda: snapshot(up=(True, False)))
+    metrics.frames_dropped("sip", 7)  # what the runtime gives SipService as on_frames_dropped
     text = metrics.exposition().decode()
     assert "gateway_sip_front_up 1.0" in text
     assert "gateway_sip_workers_up 1.0" in text and "gateway_sip_workers 2.0" in text
@@ -71,7 +71,7 @@ def test_gauges_and_frame_drops() -> None:
 
 
 def test_snapshot_of_a_service_not_started(tmp_path: Path) -> None:
-    service = SipService(SipPlan(port=5999, worker_caps=[2, 2], run_dir=tmp_path), silent)
+    service = SipService(two_workers_of_two_calls(tmp_path), silent)
     snap = service.snapshot()
     assert (snap["front_up"], snap["workers_up"], snap["workers"]) == (False, 0, 2)
     assert snap["per_worker"]["1"] == {
@@ -83,7 +83,7 @@ def test_snapshot_of_a_service_not_started(tmp_path: Path) -> None:
     }
     assert sip_health(service.snapshot)()[0] is False
     metrics = GatewayMetrics()
-    watch_sip(metrics, service.snapshot)  # registering does not need a running service
+    watch_sip(metrics.registry, service.snapshot)  # registering does not need a running service
     assert "gateway_sip_workers 2.0" in metrics.exposition().decode()
 
 

@@ -14,38 +14,59 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sip_fixtures import REPO, RawSip, header, invite, kill_group, sdp_of, sdp_offer, status
+from sip_fixtures import (
+    REPO,
+    RawSip,
+    bare_worker_command,
+    header,
+    invite,
+    kill_group,
+    sdp_of,
+    sdp_offer,
+    sip_plan,
+    status,
+)
 
-from gateway.config.loader import load_gateway_config
 from gateway.edges.sip.ports import free_port
-from gateway.edges.sip.service import SipPlan, SipService, plan_from_config, rtp_ranges
+from gateway.edges.sip.service import SipPlan, SipService, rtp_ranges
 from gateway.edges.sip.sessions import silent
+from gateway.edges.sip.worker_options import WorkerOptions
 
 
 def plan_for(tmp_path: Path, *overrides: str, workers: int = 2) -> SipPlan:
-    cfg = load_gateway_config(None, ["routes=[]", *overrides]).config
-    plan = plan_from_config(cfg, workers=workers)
+    plan = sip_plan(*overrides, workers=workers)
     plan.run_dir = tmp_path
     return plan
 
 
-def option(cmd: list[str], name: str) -> str | None:
-    return cmd[cmd.index(name) + 1] if name in cmd else None
+def worker_options_of(service: SipService) -> list[WorkerOptions]:
+    """What each worker is told: the JSON on its command line, read back as the worker reads it."""
+    options = []
+    for wp in service.supervisor.workers:
+        cmd = service.supervisor.command(wp.spec)
+        assert cmd[-2] == "--options"
+        options.append(WorkerOptions.from_json(cmd[-1]))
+    return options
 
 
-def test_defaults_keep_todays_worker_command(tmp_path: Path) -> None:
+def test_defaults_keep_todays_worker_settings(tmp_path: Path) -> None:
     plan = plan_for(tmp_path)
     assert (plan.ring_delay, plan.retry_after, plan.drain_timeout) == (0.0, 5, 30.0)
     assert (plan.media_address, plan.rtp_ports, plan.tls_port) == ("", None, 0)
     service = SipService(plan, silent)
-    for wp in service.supervisor.workers:
-        cmd = service.supervisor.command(wp.spec)
-        assert option(cmd, "--rtp-port") == str(20000 + (wp.spec.sip_port % 400) * 100)
-        assert option(cmd, "--rtp-port-range") == "1000"
-        assert option(cmd, "--rtp-host") == "127.0.0.1"
-        assert "--media-address" not in cmd
-        assert (option(cmd, "--session-timer"), option(cmd, "--session-expires")) == ("optional", "1800")
-        assert (option(cmd, "--ring-delay"), option(cmd, "--retry-after")) == ("0.0", "5")
+    for opts in worker_options_of(service):
+        ep = opts.endpoint
+        assert ep.rtp_port == 20000 + (ep.sip_port % 400) * 100 and ep.rtp_port_range == 1000
+        assert (ep.host, ep.rtp_host, ep.media_address) == ("127.0.0.1", "127.0.0.1", "")
+        assert (ep.session_timer, ep.session_expires, ep.min_se) == ("optional", 1800, 90)
+        assert (ep.codecs, ep.tcp, ep.max_calls) == (("PCMU", "PCMA", "G722"), True, 4)
+        assert (opts.ring_delay, opts.retry_after, opts.rtp_timeout, opts.max_duration) == (
+            0.0,
+            5,
+            30.0,
+            3600.0,
+        )
+        assert opts.control == service.host.socket_path and opts.routes == []
 
 
 def test_media_address_rtp_ports_and_timers_reach_the_workers(tmp_path: Path) -> None:
@@ -56,21 +77,20 @@ def test_media_address_rtp_ports_and_timers_reach_the_workers(tmp_path: Path) ->
         "sip.session_timers={mode: required, expires: 600, min_se: 120}",
         "sip.ring_delay=1.5",
         "sip.retry_after=20",
+        "routes=[{match: dental, agent: agents/dental.yaml}]",
         workers=2,
     )
-    service = SipService(plan, silent)
-    cmds = [service.supervisor.command(wp.spec) for wp in service.supervisor.workers]
-    assert [option(c, "--media-address") for c in cmds] == ["192.0.2.10", "192.0.2.10"]
+    options = worker_options_of(SipService(plan, silent))
+    assert [o.index for o in options] == [0, 1]
+    assert [o.endpoint.media_address for o in options] == ["192.0.2.10", "192.0.2.10"]
     # [30001, 30100] from an even port: 30002.., split in two, each an even number of ports.
-    assert [(option(c, "--rtp-port"), option(c, "--rtp-port-range")) for c in cmds] == [
-        ("30002", "48"),
-        ("30050", "48"),
-    ]
-    for cmd in cmds:
-        assert option(cmd, "--session-timer") == "required"
-        assert (option(cmd, "--session-expires"), option(cmd, "--min-se")) == ("600", "120")
-        assert (option(cmd, "--ring-delay"), option(cmd, "--retry-after")) == ("1.5", "20")
-        assert option(cmd, "--host") is None  # worker SIP stays on loopback behind the front
+    assert [(o.endpoint.rtp_port, o.endpoint.rtp_port_range) for o in options] == [(30002, 48), (30050, 48)]
+    for opts in options:
+        assert opts.endpoint.session_timer == "required"
+        assert (opts.endpoint.session_expires, opts.endpoint.min_se) == (600, 120)
+        assert (opts.ring_delay, opts.retry_after) == (1.5, 20)
+        assert opts.routes == [("dental", "agents/dental.yaml")]
+        assert opts.endpoint.host == "127.0.0.1"  # worker SIP stays on loopback behind the front
 
 
 def test_rtp_ranges() -> None:
@@ -100,13 +120,14 @@ def test_worker_options_and_account_config() -> None:
     from gateway.edges.sip.endpoint import account_config
     from gateway.edges.sip.worker import parse_args
 
-    opts = parse_args(
-        [
-            "--media-address", "192.0.2.10", "--rtp-host", "0.0.0.0", "--rtp-port", "30002",
-            "--rtp-port-range", "48", "--session-timer", "off", "--session-expires", "600", "--min-se", "120",
-        ]
-    )  # fmt: skip
-    ep = opts.endpoint
+    command = bare_worker_command(
+        5099,
+        "sip.media_address=192.0.2.10",
+        "sip.host=0.0.0.0",
+        "sip.rtp_ports=[30002, 30049]",
+        "sip.session_timers={mode: off, expires: 600, min_se: 120}",
+    )
+    ep = parse_args(command[3:]).endpoint  # the worker reads its command line back
     assert (ep.host, ep.media_address, ep.public_address) == ("127.0.0.1", "192.0.2.10", "")
     acfg = account_config(ep, 5099)
     media = acfg.mediaConfig.transportConfig
@@ -119,17 +140,17 @@ def test_worker_options_and_account_config() -> None:
     assert acfg.idUri == "sip:gateway@127.0.0.1:5099"  # SIP itself is not advertised on the media address
     assert acfg.callConfig.timerUse == pj.PJSUA_SIP_TIMER_INACTIVE
     assert (acfg.callConfig.timerSessExpiresSec, acfg.callConfig.timerMinSESec) == (600, 120)
-    default = account_config(parse_args([]).endpoint, 5099)
+    default = account_config(parse_args(bare_worker_command(5099)[3:]).endpoint, 5099)
     assert default.callConfig.timerUse == pj.PJSUA_SIP_TIMER_OPTIONAL
     assert default.mediaConfig.transportConfig.publicAddress == ""
 
 
 @contextlib.contextmanager
-def bare_worker(*args: str) -> Iterator[int]:
+def bare_worker(*overrides: str) -> Iterator[int]:
     """A worker without a session host (frames discarded), straight on a loopback port."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway.edges.sip.worker", "--sip-port", str(port), *args],
+        bare_worker_command(port, *overrides),
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -144,8 +165,8 @@ def bare_worker(*args: str) -> Iterator[int]:
 
 
 def test_sdp_advertises_the_media_address_and_session_timers_apply() -> None:
-    args = ["--media-address", "192.0.2.10", "--rtp-port", "31000", "--rtp-port-range", "20"]
-    with bare_worker(*args, "--session-timer", "required", "--session-expires", "600") as port:
+    settings = ["sip.media_address=192.0.2.10", "sip.rtp_ports=[31000, 31019]"]
+    with bare_worker(*settings, "sip.session_timers={mode: required, expires: 600}") as port:
         raw = RawSip()
         try:
             # session timers required: a caller without timer support is refused (RFC 4028) ...

@@ -8,13 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gateway.config.routing import route_agent
 from gateway.edges.sip import wire
 from gateway.edges.sip.buffers import DropOldestQueue, PlayoutBuffer
 from gateway.edges.sip.bytevec import fast_read_works, read_fast, read_slow
 from gateway.edges.sip.endpoint import codec_priorities
 from gateway.edges.sip.kamailio import FrontOptions, dispatcher_list, render_config
 from gateway.edges.sip.pcap import wav_to_pcap
-from gateway.edges.sip.routing import request_uri, route_agent, uri_user
+from gateway.edges.sip.routing import request_uri, uri_user
 from gateway.edges.sip.service import worker_caps
 
 
@@ -80,11 +81,17 @@ def test_routing() -> None:
     assert uri_user("tel:+15551234;phone-context=x") == "+15551234"
     assert uri_user("sip:127.0.0.1") == ""
     routes = [("dental", "config/agents/dental.yaml"), ("+1555*", "sales.yaml")]
-    assert route_agent("Dental", routes) == "config/agents/dental.yaml"
-    assert route_agent("+15550000", routes) == "sales.yaml"
-    assert route_agent("other", routes) is None
-    assert route_agent("other", routes, "default.yaml") == "default.yaml"
-    assert route_agent("anyone", []) == "anyone"  # demo mode
+    assert route_agent(routes, None, callee="Dental") == "config/agents/dental.yaml"
+    assert route_agent(routes, None, callee="+15550000") == "sales.yaml"
+    assert route_agent(routes, None, callee="other") is None
+    assert route_agent(routes, "default.yaml", callee="other") == "default.yaml"
+    assert route_agent([], None, callee="anyone") == "anyone"  # demo mode
+    # a user part never names a file, in demo mode either
+    for user in ("../secrets", "x.yaml", "/etc/agent.yaml", "a/b"):
+        assert route_agent([], None, callee=user) is None
+    # HTTP callers may ask for an agent by plain name only
+    assert route_agent(routes, None, requested="sales", callee="dental") == "sales"
+    assert route_agent(routes, None, requested="../x.yaml", callee="dental") == "config/agents/dental.yaml"
 
 
 def test_codec_priorities_disable_everything_else() -> None:
@@ -139,10 +146,12 @@ def test_wav_to_pcap(tmp_path: Path) -> None:
 
 
 def test_sip_service_status_before_start(tmp_path: Path) -> None:
-    from gateway.edges.sip.service import SipPlan, SipService
+    from sip_fixtures import two_workers_of_two_calls
+
+    from gateway.edges.sip.service import SipService
     from gateway.edges.sip.sessions import silent
 
-    service = SipService(SipPlan(port=5999, worker_caps=[2, 2], run_dir=tmp_path), silent)
+    service = SipService(two_workers_of_two_calls(tmp_path), silent)
     assert service.plan.max_calls == 4
     with pytest.raises(RuntimeError, match="sip front down"):
         service.status()

@@ -19,7 +19,7 @@ from gateway.turns.speech_embedding import (
     embed_steps,
 )
 
-REFERENCE = FRONTEND_DIR / "reference.npz"
+REFERENCE = Path(__file__).resolve().parents[1] / "models" / "frontend" / "reference.npz"
 
 
 @pytest.fixture(scope="module")

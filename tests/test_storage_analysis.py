@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from gateway.edges.transport import CallInfo
+from gateway.calls import CallInfo
 from gateway.metrics import cli
 from gateway.metrics.recorder import CallRecorder
 from gateway.metrics.writer import MetricsWriter

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, make_url, select
 
-from gateway.edges.transport import CallInfo
+from gateway.calls import CallInfo
 from gateway.metrics.database import create_db_engine
 from gateway.metrics.recorder import CallRecorder
 from gateway.metrics.records import InsertRow, Record

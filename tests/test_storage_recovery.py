@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, select
 
-from gateway.edges.transport import CallInfo
+from gateway.calls import CallInfo
 from gateway.metrics.recorder import CallRecorder
 from gateway.metrics.tables import Call, InterruptionEvent
 from gateway.metrics.writer import MetricsWriter

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
-from gateway.edges.transport import CallInfo
+from gateway.calls import CallInfo
 from gateway.metrics import persist
 from gateway.metrics.database import create_db_engine
 from gateway.metrics.dbworker import Attempt, DbWorker, WorkerConfig

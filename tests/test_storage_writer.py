@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, func, select
 
-from gateway.edges.transport import CallInfo
+from gateway.calls import CallInfo
 from gateway.metrics.recorder import CallRecorder
 from gateway.metrics.records import InsertRow, UpdateRow
 from gateway.metrics.tables import Call, InterruptionEvent

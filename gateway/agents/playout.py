@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gateway.audio.frames import samples_per_frame
-from gateway.backends.base import Pcm, WordTiming
+from gateway.audio.frames import Pcm, samples_per_frame
+from gateway.backends.base import WordTiming
 
 
 @dataclass

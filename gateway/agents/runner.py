@@ -4,26 +4,53 @@ One runner per `gateway serve` process. It owns what calls share — the Silero 
 and end-of-turn detectors (stateless; each call opens its own streams), parsed agent files, the
 metrics writer and Prometheus metrics — and for each call builds the agent's backends, a
 CallRecorder and a CallSession. Every edge (SIP, WebRTC, media streams, the WAV caller) calls
-`await runner(transport)`, so a call behaves and is recorded the same whichever way it arrived.
+`await runner(transport, observer)`, so a call behaves and is recorded the same whichever way it
+arrived. The runner keeps nothing of a call once it has ended: the session goes with the call.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
-from gateway.agents.session import Backends, CallSession, Detectors
+from gateway.agents.session import Backends, CallSession, Detectors, Recorder
+from gateway.calls import AgentChoice, CallInfo, CallObserver, CallTransport
+from gateway.config.examples import example_agent
 from gateway.config.loader import LoadedAgent, load_agent_config
+from gateway.config.routing import is_agent_name, route_agent
 from gateway.config.schema import GatewayConfig
-from gateway.edges.transport import CallTransport
 from gateway.turns.detectors import BargeInDetector, EndOfTurnDetector
 from gateway.turns.registry import bargein_detector, end_of_turn_detector
 from gateway.turns.silero import SileroModel
 
 log = logging.getLogger(__name__)
+
+
+class CallRecord(Recorder, Protocol):
+    """What the runner tells the metrics of one call (a CallRecorder, started and answered)."""
+
+    def usage(
+        self,
+        service: str,
+        provider: str,
+        model: str = "",
+        *,
+        requests: int = 0,
+        audio_s: float = 0.0,
+        characters: int = 0,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+    ) -> None: ...
+
+    def ended(self, reason: str) -> None: ...
+
+
+# Opens the record of a call that is starting; the runtime supplies it (None: calls go unrecorded).
+RecordCall = Callable[[CallInfo], CallRecord]
 
 
 @dataclass
@@ -38,39 +65,60 @@ class AgentRunner:
         self,
         gateway: GatewayConfig | None = None,
         *,
-        emit: Any = None,
-        metrics: Any = None,
-        instance: str = "",
+        record_call: RecordCall | None = None,
         agent_overrides: tuple[str, ...] = (),
     ) -> None:
-        """`emit`: a MetricsWriter's `emit` (None: no database rows); `metrics`: GatewayMetrics."""
         self.gateway = gateway
-        self.emit = emit
-        self.metrics = metrics
-        self.instance = instance
+        self.record_call = record_call
         self.agent_overrides = agent_overrides
         self.stats = RunnerStats()
-        self.sessions: dict[str, CallSession] = {}
-        # the last calls' sessions, for tests and the demo's summary
-        self.finished: dict[str, CallSession] = {}
         self._vad: SileroModel | None = None
         self._agents: dict[str, LoadedAgent] = {}
         self._bargein: dict[str, BargeInDetector] = {}
         self._eot: dict[str, EndOfTurnDetector] = {}
 
-    # -- shared parts ---------------------------------------------------------------------------
+    # -- which agent ----------------------------------------------------------------------------
 
-    def agent(self, name_or_path: str) -> LoadedAgent:
-        """An agent by YAML path (as routes give it) or by name (config/agents/NAME.yaml)."""
-        if name_or_path not in self._agents:
-            path = Path(name_or_path)
-            if path.suffix not in (".yaml", ".yml"):
-                path = Path("config/agents") / f"{name_or_path}.yaml"
-            if not path.exists() and self.gateway is not None and self.gateway.default_agent:
-                log.warning("no agent %r: using the default agent", name_or_path)
-                path = Path(self.gateway.default_agent)
-            self._agents[name_or_path] = load_agent_config(path, self.agent_overrides)
-        return self._agents[name_or_path]
+    def route(self, requested: str = "", callee: str = "", default: str | None = None) -> str:
+        """`CallSessions.route`: the gateway's routes, `default` (an edge's) before its default agent."""
+        gateway = self.gateway
+        routes = gateway.route_table if gateway is not None else []
+        fallback = default or (gateway.default_agent if gateway is not None else None)
+        return route_agent(routes, fallback, callee=callee, requested=requested) or "default"
+
+    def choose(self, requested: str = "", callee: str = "", default: str | None = None) -> AgentChoice:
+        agent = self.route(requested, callee, default)
+        try:
+            loaded = self.agent(agent)
+        except Exception as exc:
+            raise ValueError(f"agent {agent!r} unusable: {exc}") from exc
+        return AgentChoice(agent, loaded.config.turn_handling.vad.sample_rate)
+
+    def agent(self, ref: str) -> LoadedAgent:
+        """An agent by YAML path (as the operator's routes give it) or by plain name: NAME.yaml in
+        config/agents/ of the working directory, else among the packaged examples; a name without
+        a file is the gateway's default agent."""
+        path = self._agent_path(ref)
+        key = str(path)
+        if key not in self._agents:
+            self._agents[key] = load_agent_config(path, self.agent_overrides)
+        return self._agents[key]
+
+    def _agent_path(self, ref: str) -> Path:
+        path = Path(ref)
+        if path.suffix in (".yaml", ".yml"):
+            return path
+        if not is_agent_name(ref):
+            raise ValueError(f"{ref!r} is neither an agent file nor an agent name")
+        path = Path("config/agents") / f"{ref}.yaml"
+        if not path.exists():
+            path = example_agent(ref)
+        if not path.exists() and self.gateway is not None and self.gateway.default_agent:
+            log.warning("no agent %r: using the default agent", ref)
+            path = Path(self.gateway.default_agent)
+        return path
+
+    # -- shared parts ---------------------------------------------------------------------------
 
     def detectors(self, loaded: LoadedAgent) -> Detectors:
         options = loaded.config.turn_handling.to_options()
@@ -111,22 +159,17 @@ class AgentRunner:
 
     # -- one call -------------------------------------------------------------------------------
 
-    async def __call__(self, transport: CallTransport) -> None:
+    async def __call__(self, transport: CallTransport, observer: CallObserver | None = None) -> None:
+        """Run one call to its end. The session lives only as long as this coroutine: whoever
+        wants to follow the call passes an `observer`, which keeps no part of the session."""
         loaded = self.agent(transport.info.agent)
         # rows and logs name the agent as its YAML does, whatever the edge routed by
         info = dataclasses.replace(transport.info, agent=loaded.config.agent)
-        recorder = None
-        if self.emit is not None:
-            from gateway.metrics.recorder import CallRecorder
-
-            recorder = CallRecorder(info, self.emit, instance=self.instance, metrics=self.metrics)
-            recorder.started()
-            recorder.answered()
-        elif self.metrics is not None:
-            self.metrics.call_started()
+        recorder = self.record_call(info) if self.record_call is not None else None
         backends = self.backends(loaded)
-        session = CallSession(transport, loaded.config, self.detectors(loaded), backends, recorder=recorder)
-        self.sessions[info.call_id] = session
+        session = CallSession(
+            transport, loaded.config, self.detectors(loaded), backends, recorder=recorder, observer=observer
+        )
         self.stats.calls += 1
         self.stats.active += 1
         reason = "error"
@@ -150,10 +193,6 @@ class AgentRunner:
                             output_tokens=u.output_tokens,
                         )
                 recorder.ended(reason)
-            elif self.metrics is not None:
-                self.metrics.call_ended(reason)
-            self.sessions.pop(info.call_id, None)
-            self.finished[info.call_id] = session
             await _close_backends(backends)
 
 

@@ -24,7 +24,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from gateway.agents.playout import Playout, Speech
@@ -40,8 +40,8 @@ from gateway.backends.base import (
     ToolCall,
     ToolSchema,
 )
+from gateway.calls import CallEnded, CallObserver, CallTransport, Dtmf, InboundFrame, TurnTiming
 from gateway.config.schema import AgentConfig
-from gateway.edges.transport import CallEnded, CallTransport, Dtmf, InboundFrame
 from gateway.turns.detectors import BargeInDetector, EndOfTurnDetector
 from gateway.turns.events import (
     EndOfTurn,
@@ -111,32 +111,6 @@ class _Reply:
     tts_first_audio: float | None = None
 
 
-@dataclass(frozen=True)
-class TurnTiming:
-    """Where the time went between the caller's last word and the agent's first audio (ms)."""
-
-    eou_delay_ms: float  # last voiced audio -> end of turn (endpointing)
-    stt_final_latency_ms: float | None  # VAD end of speech -> final transcript
-    llm_ttft_ms: float | None  # end of turn -> first LLM token
-    tts_first_audio_ms: float | None  # end of turn -> first synthesised audio
-    response_ms: float  # end of turn -> first agent frame sent
-
-    @property
-    def total_ms(self) -> float:
-        return self.eou_delay_ms + self.response_ms
-
-
-@dataclass
-class SessionLog:
-    """What happened, for tests, timelines and the softphone page."""
-
-    events: list[Event] = field(default_factory=list)
-    transcripts: list[tuple[float, str]] = field(default_factory=list)
-    agent_said: list[tuple[float, str]] = field(default_factory=list)
-    dtmf: list[str] = field(default_factory=list)
-    turn_timings: list[TurnTiming] = field(default_factory=list)
-
-
 class CallSession:
     def __init__(
         self,
@@ -146,6 +120,7 @@ class CallSession:
         backends: Backends | None = None,
         *,
         recorder: Recorder | None = None,
+        observer: CallObserver | None = None,
         on_event: Callable[[Event], None] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -166,7 +141,7 @@ class CallSession:
         self.messages: list[ChatMessage] = []
         if agent.instructions:
             self.messages.append(ChatMessage("system", agent.instructions))
-        self.log = SessionLog()
+        self.log = observer if observer is not None else CallObserver()
         self.recorder = recorder
         self._on_event = on_event
         self._monotonic = monotonic
@@ -192,12 +167,13 @@ class CallSession:
                 if isinstance(event, InboundFrame):
                     self._on_frame(event)
                 elif isinstance(event, Dtmf):
-                    self.log.dtmf.append(event.digit)
+                    self.log.on_dtmf(event)
                 elif isinstance(event, CallEnded):
                     self.end_reason = event.reason
                     break
         finally:
             await self._close()
+            self.log.close()
         return self.end_reason
 
     def _on_frame(self, frame: InboundFrame) -> None:
@@ -213,6 +189,7 @@ class CallSession:
             events += self.pipeline.agent_speech_end()
             self._audible = False
             self._complete_reply_if_played()
+        self.playout.edge_delay = self.transport.unheard_seconds()
         events += self.pipeline.process_frame(frame.pcm, agent_frame)
         if self._stt is not None:
             self._stt.push(frame.pcm)
@@ -234,7 +211,7 @@ class CallSession:
                 self._stt.end_of_speech(event.t - event.duration, event.t)
             elif isinstance(event, EndOfTurn):
                 self._start_reply(event)
-        self.log.events += events
+        self.log.on_events(events)
         if self.recorder is not None and events:
             self.recorder.on_events(events, agent_text_heard=heard)
         if self._on_event is not None:
@@ -247,7 +224,7 @@ class CallSession:
             try:
                 async for result in stream.results():
                     if result.final and result.words:
-                        self.log.transcripts.append((self.pipeline.t, result.text))
+                        self.log.on_transcript(self.pipeline.t, result.text)
                         self._stt_latency = result.latency
                     self._act(
                         self.pipeline.transcript(
@@ -337,7 +314,7 @@ class CallSession:
 
     async def _say(self, reply: _Reply, text: str, started: float) -> None:
         reply.message.content = f"{reply.message.content} {text}".strip()
-        self.log.agent_said.append((self.pipeline.t, text))
+        self.log.on_agent_said(self.pipeline.t, text)
         tts = self.backends.tts
         if tts is None:
             return
@@ -354,6 +331,7 @@ class CallSession:
     def _stop_reply(self, reason: str) -> str:
         """Cut the current reply: stop audio, cancel generation, keep only what was heard."""
         reply = self._reply
+        self.playout.edge_delay = self.transport.unheard_seconds()
         heard = self.playout.heard_text(reply.speech if reply else None)
         self.playout.clear()
         self.transport.clear()
@@ -383,7 +361,7 @@ class CallSession:
             tts_first_audio_ms=None if reply.tts_first_audio is None else reply.tts_first_audio * 1000,
             response_ms=(reply.first_audio_t - reply.eot_t) * 1000,
         )
-        self.log.turn_timings.append(timing)
+        self.log.on_turn_timing(timing)
         if self.recorder is not None:
             self.recorder.turn_latencies(
                 stt_final_latency_ms=timing.stt_final_latency_ms,

@@ -1,6 +1,6 @@
 """Audio primitives: G.711 codecs, resampling, 20 ms frames, a sample ring buffer and WAV I/O."""
 
-from gateway.audio.frames import FRAME_MS, Framer, iter_frames, samples_per_frame
+from gateway.audio.frames import FRAME_MS, FRAME_SECONDS, Framer, Pcm, iter_frames, samples_per_frame
 from gateway.audio.g711 import (
     Law,
     alaw_decode,
@@ -16,9 +16,11 @@ from gateway.audio.wav import AudioFormatError, WavAudio, read_wav, write_wav
 
 __all__ = [
     "FRAME_MS",
+    "FRAME_SECONDS",
     "AudioFormatError",
     "Framer",
     "Law",
+    "Pcm",
     "Quality",
     "RingBuffer",
     "StreamResampler",

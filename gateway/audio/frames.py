@@ -7,9 +7,11 @@ from collections.abc import Iterator
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["FRAME_MS", "Framer", "iter_frames", "samples_per_frame"]
+__all__ = ["FRAME_MS", "FRAME_SECONDS", "Framer", "Pcm", "iter_frames", "samples_per_frame"]
 
+Pcm = NDArray[np.int16]  # mono int16 samples at the rate the context says
 FRAME_MS = 20
+FRAME_SECONDS = FRAME_MS / 1000
 
 
 def samples_per_frame(rate: int) -> int:

@@ -10,12 +10,10 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-import numpy as np
-import numpy.typing as npt
-
+from gateway.audio.frames import Pcm
 from gateway.turns.events import Word
 
-Pcm = npt.NDArray[np.int16]
+__all__ = ["Pcm"]  # re-exported: backends and their callers name it from here too
 
 
 class BackendError(RuntimeError):

@@ -40,6 +40,8 @@ PROVIDERS: dict[Kind, dict[str, str]] = {
         "openai-tts": "gateway.backends.tts.openai",
     },
 }
+# Providers whose libraries are optional extras of the package (heavy, or GPL-licensed).
+EXTRAS = {"faster-whisper": "whisper", "piper": "piper", "deepgram": "deepgram"}
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,18 @@ def _resolve(kind: Kind, cfg: ProviderConfig, loaded: LoadedAgent | None) -> _Pr
 
 def _build(kind: Kind, cfg: ProviderConfig, loaded: LoadedAgent | None) -> Any:
     provider = _resolve(kind, cfg, loaded)
-    return provider.module.build(provider.options, loaded)
+    try:
+        return provider.module.build(provider.options, loaded)
+    except ImportError as exc:
+        extra = EXTRAS.get(cfg.provider)
+        if extra is None:
+            raise
+        raise config_error(
+            loaded,
+            (kind, "provider"),
+            f"provider {cfg.provider!r} needs {exc.name or exc}, which is not installed: "
+            f"pip install 'voice-gateway[{extra}]'",
+        ) from exc
 
 
 def build_stt(cfg: ProviderConfig, loaded: LoadedAgent | None = None) -> STT:

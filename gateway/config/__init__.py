@@ -3,7 +3,7 @@
 `load_agent_config` / `load_gateway_config` are the entry points; every problem is a
 `ConfigError` that names the file, line and key path. See `loader` for the pipeline.
 
-Names are imported lazily so that `gateway --help` (which imports `gateway.config.cli`) does not
+Names are imported lazily so that `gateway --help` (which imports `gateway.config_cli`) does not
 load pydantic and ruamel.yaml.
 """
 

@@ -11,7 +11,6 @@ adds the file, line and key path.
 
 from __future__ import annotations
 
-import fnmatch
 import ipaddress
 import re
 from typing import Annotated, Any, Literal
@@ -27,6 +26,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from gateway.config.routing import route_agent
 from gateway.turns.options import (
     BackchannelBoundary,
     EndpointingOptions,
@@ -563,9 +563,6 @@ class RouteConfig(Section):
     match: str = Field(min_length=1)
     agent: str = Field(min_length=1)
 
-    def matches(self, user: str) -> bool:
-        return fnmatch.fnmatchcase(user.lower(), self.match.lower())
-
 
 class LimitsConfig(Section):
     max_call_duration: PositiveSeconds = 3600.0
@@ -611,6 +608,8 @@ class WebRtcConfig(Section):
     """Browser callers (softphone page, /webrtc/*). null: GATEWAY_ICE_SERVERS,
     GATEWAY_WEBRTC_ADDRESSES, GATEWAY_WEBRTC_AGENT, else the edge's defaults."""
 
+    # false: no softphone page and no /webrtc/* (the edge's aiortc is then not needed either).
+    enabled: bool = True
     ice_servers: list[IceServerConfig] | None = None
     # Local IP addresses ICE gathers host candidates on; [] = every interface (not loopback).
     addresses: list[str] | None = None
@@ -636,6 +635,8 @@ class MediaStreamConfig(Section):
     """Carrier media streams (/media*, /twilio/voice). null or "": GATEWAY_MEDIA_SECRET,
     TWILIO_AUTH_TOKEN, GATEWAY_PUBLIC_URL, GATEWAY_MEDIA_AGENT, else the edge's defaults."""
 
+    # false: no /media* and no /twilio/voice.
+    enabled: bool = True
     # Shared secret of the streams (and the HMAC key of the tokens the TwiML webhook mints).
     secret: SecretStr | None = None
     # Twilio account auth token: checks X-Twilio-Signature on the webhook and the stream.
@@ -670,12 +671,14 @@ class GatewayConfig(Section):
     webrtc: WebRtcConfig = WebRtcConfig()
     mediastream: MediaStreamConfig = MediaStreamConfig()
 
+    @property
+    def route_table(self) -> list[tuple[str, str]]:
+        """(match, agent) of each route, in order."""
+        return [(r.match, r.agent) for r in self.routes]
+
     def agent_for(self, user: str) -> str | None:
-        """The agent file for a called user part / number: the first matching route, else the default."""
-        for route in self.routes:
-            if route.matches(user):
-                return route.agent
-        return self.default_agent
+        """The agent for a called user part / number (`gateway.config.routing.route_agent`)."""
+        return route_agent(self.route_table, self.default_agent, callee=user)
 
 
 ROOT_MODELS: dict[str, type[BaseModel]] = {"agent": AgentConfig, "gateway": GatewayConfig}

@@ -14,9 +14,8 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 
-from gateway.audio.frames import iter_frames, samples_per_frame
-from gateway.backends.base import Pcm
-from gateway.edges.transport import CallEnded, CallInfo, InboundFrame, TransportEvent
+from gateway.audio.frames import Pcm, iter_frames, samples_per_frame
+from gateway.calls import CallEnded, CallInfo, InboundFrame, TransportEvent
 
 
 class WavCallerTransport:
@@ -63,6 +62,9 @@ class WavCallerTransport:
 
     def clear(self) -> None:
         self.clears += 1
+
+    def unheard_seconds(self) -> float:
+        return 0.0  # what is played during a frame is recorded with that frame
 
     async def hangup(self, reason: str = "agent_hangup") -> None:
         self._hangup.set()

@@ -255,7 +255,10 @@ def serve(requests: IO[bytes], replies: IO[bytes]) -> None:
 
 
 def main() -> None:
+    # Ctrl-C and a stop signal sent to the whole process group (a terminal, systemd) are for the
+    # gateway, which flushes and then ends this process by closing its stdin.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # from here on, fd 1 is stderr: only `replies` reaches the writer
     with contextlib.suppress(BrokenPipeError):  # the writer went away

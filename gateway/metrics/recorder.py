@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from gateway.edges.transport import CallInfo
+from gateway.calls import CallInfo
 from gateway.metrics.prometheus import GatewayMetrics
 from gateway.metrics.records import InsertRow, Record, UpdateRow, new_uid
 from gateway.metrics.tables import utc_now

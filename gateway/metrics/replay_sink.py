@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from gateway.edges.transport import CallInfo
+from gateway.calls import CallInfo
 from gateway.metrics.database import create_db_engine, resolve_db_url
 from gateway.metrics.persist import apply_records
 from gateway.metrics.recorder import CallRecorder

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from importlib.resources import files
 from pathlib import Path
 
 from alembic import command
@@ -22,7 +23,7 @@ class SchemaOutOfDate(RuntimeError):
 
 def migrations_dir() -> Path:
     override = os.environ.get(MIGRATIONS_ENV)
-    path = Path(override) if override else Path(__file__).resolve().parents[2] / "migrations"
+    path = Path(override) if override else Path(str(files("gateway.metrics") / "migrations"))
     if not (path / "env.py").is_file():
         raise FileNotFoundError(f"Alembic environment not found at {path} (set {MIGRATIONS_ENV})")
     return path

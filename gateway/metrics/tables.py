@@ -1,8 +1,8 @@
 """The metrics schema as SQLAlchemy 2 typed models.
 
-Table and column names are a contract with analysts (DESIGN.md, "Database"); change them only with a
-new Alembic migration in `migrations/versions/`. `tests/test_migrations.py` checks that the migrations
-build exactly this schema.
+Table and column names are a contract with analysts (docs/design.md, "Database"); change them only with a
+new Alembic migration in `gateway/metrics/migrations/versions/`. `tests/test_migrations.py` checks
+that the migrations build exactly this schema.
 
 Every row the writer inserts carries `uid`, an idempotency key generated when the record was emitted:
 a record replayed from the spool after an ambiguous failure hits the unique constraint and is ignored

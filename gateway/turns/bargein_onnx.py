@@ -37,8 +37,9 @@ from gateway.turns.bargein_features import (
     logmel,
 )
 from gateway.turns.detectors import DetectorError, Pcm
+from gateway.turns.model_files import model_file
 
-DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "bargein" / "bargein.onnx"
+DEFAULT_MODEL = model_file("bargein.onnx")
 # Frames of left context the first convolution needs before the first step of a window.
 CONTEXT_FRAMES = 6
 MAX_STEPS = (MAX_FRAMES - CONTEXT_FRAMES) // TIME_STRIDE

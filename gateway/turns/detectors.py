@@ -12,10 +12,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-import numpy as np
-import numpy.typing as npt
-
-Pcm = npt.NDArray[np.int16]
+from gateway.audio.frames import Pcm
 
 
 class DetectorError(RuntimeError):

@@ -24,9 +24,8 @@ from collections import deque
 
 import numpy as np
 
-from gateway.turns.detectors import Pcm
+from gateway.audio.frames import FRAME_SECONDS, Pcm
 
-FRAME_SECONDS = 0.02
 # Below this level (dBFS) the agent is not audible and nothing is gated.
 AGENT_AUDIBLE_DB = -55.0
 # Echo-path estimate: lags 0-300 ms, over the agent-active frames of the last 20 s (at least 0.8 s

@@ -256,7 +256,7 @@ class TurnEngine:
         elif self._overlap is not None:
             # The agent finished before a verdict: the caller simply has the floor now.
             self._overlap = None  # kept on the utterance in case the agent's turn goes on
-        out += self._promote_boundary_backchannels(end)
+        self._promote_boundary_backchannels(end)
         return out + self._fire_timers(t)
 
     def user_speech_start(self, t: float, onset: float) -> list[Event]:
@@ -355,7 +355,7 @@ class TurnEngine:
                 target.words = list(words)
                 out.append(TranscriptDropped(t, text=" ".join(w.text for w in words)))
                 if self._last_agent_end is not None and self.agent is AgentState.SILENT:
-                    out += self._promote_boundary_backchannels(self._last_agent_end)
+                    self._promote_boundary_backchannels(self._last_agent_end)
             return out + self._fire_timers(t)
         if target.verdict == "ignored":
             return self._fire_timers(t)
@@ -530,11 +530,12 @@ class TurnEngine:
         text = " ".join(_normalise(w.text) for w in words)
         return bool(words) and (text in lexicon or all(_normalise(w.text) in lexicon for w in words))
 
-    def _promote_boundary_backchannels(self, agent_end: float) -> list[Event]:
-        """End boundary: overlap speech ending near the agent's end was a real (late) answer."""
+    def _promote_boundary_backchannels(self, agent_end: float) -> None:
+        """End boundary: overlap speech ending near the agent's end was a real (late) answer; it
+        joins the caller's pending turn (no event of its own: the end of turn will say it)."""
         boundary = self.options.interruption.backchannel_boundary
         if boundary is None or self.user is UserState.SPEAKING:
-            return []
+            return
         for utterance in list(self._backchannels):
             ended = utterance.words[-1].end if utterance.words else utterance.end
             if ended is None or ended < agent_end - boundary.end:
@@ -548,7 +549,6 @@ class TurnEngine:
             if self._turn is None:
                 self._turn = _PendingTurn(last_end=utterance.end or agent_end)
             self._turn.words = [*self._turn.words, *utterance.words]
-        return []
 
     def _learn_pause(self, pause: float) -> None:
         if self.options.endpointing.mode != "dynamic" or pause <= 0:

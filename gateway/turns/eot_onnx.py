@@ -52,9 +52,10 @@ from gateway.turns.eot_features import (
     window_features,
     word_features,
 )
+from gateway.turns.model_files import model_file
 from gateway.turns.speech_embedding import EmbeddingStream, FrontEnd, embed_steps, shared_front_end
 
-MODEL_PATH = Path(__file__).resolve().parents[2] / "models" / "eot" / "eot.onnx"
+MODEL_PATH = model_file("eot.onnx")
 ENV_MODEL = "GATEWAY_EOT_MODEL"
 HISTORY_S = 4.0
 _FRAME_RATES = {160: 8000, 320: 16000}

@@ -1,6 +1,6 @@
 """What the TurnEngine says: observations and decisions, each stamped with the time it was made.
 
-Every event has a `type` string; the ones named in DESIGN.md's replay contract are printed by
+Every event has a `type` string; the ones named in the replay contract (docs/design.md) are printed by
 `gateway replay` exactly as `to_dict()` renders them. Decisions that drive I/O (pause, resume,
 stop playout) are events too, so a session is a loop of "feed input, act on the returned events".
 """

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from gateway.audio.frames import FRAME_SECONDS, Pcm
 from gateway.audio.ringbuffer import RingBuffer
-from gateway.turns.detectors import Pcm
 
 # Words after which a sentence is very likely unfinished ("my number is ...", "for ...", "um").
 _UNFINISHED = """
@@ -28,7 +28,7 @@ class _FrameEnergies:
     """Per-frame energy (dB) of the last few seconds, addressed by stream time."""
 
     def __init__(self, sample_rate: int, seconds: float = 4.0) -> None:
-        self.frame_seconds = 0.02
+        self.frame_seconds = FRAME_SECONDS
         self.caller = RingBuffer(int(seconds / self.frame_seconds), dtype=np.float32)
         self.agent = RingBuffer(int(seconds / self.frame_seconds), dtype=np.float32)
         self.samples = 0
@@ -61,7 +61,7 @@ class HeuristicBargeInStream:
             return 0.0
         # Frames where the caller is clearly louder than what echo of the agent would explain.
         own_voice = (caller > 45.0) & (caller > agent - 12.0)
-        sustained = float(np.sum(own_voice)) * 0.02
+        sustained = float(np.sum(own_voice)) * FRAME_SECONDS
         # Sustained speech of the caller's own makes a real attempt to take the floor likely;
         # 0.6 s of it crosses 0.5.
         return float(1.0 / (1.0 + np.exp(-(sustained - 0.6) / 0.1)))

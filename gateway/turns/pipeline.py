@@ -17,16 +17,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gateway.audio.frames import Framer
+from gateway.audio.frames import Framer, Pcm
 from gateway.audio.resample import StreamResampler
-from gateway.turns.detectors import BargeInDetector, BargeInStream, EndOfTurnDetector, EndOfTurnStream, Pcm
+from gateway.turns.detectors import BargeInDetector, BargeInStream, EndOfTurnDetector, EndOfTurnStream
 from gateway.turns.echo_gate import EchoGate
 from gateway.turns.engine import TurnEngine
 from gateway.turns.events import Event, Word
 from gateway.turns.options import TurnHandlingOptions
 from gateway.turns.vad import SpeechEnded, SpeechStarted, VadChunk, VadSegmenter, VadStream
 
-FRAME_SECONDS = 0.02
 # How often the end-of-turn detector is asked again while silence grows.
 EOT_INTERVAL = 0.1
 

@@ -38,6 +38,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from gateway.turns.model_files import model_file
+
 F32 = npt.NDArray[np.float32]
 
 SAMPLE_RATE = 8000
@@ -53,7 +55,8 @@ EMB_DIM = 96
 EMB_CHUNKS = -(-EMB_FRAMES // MEL_FRAMES_PER_STEP)
 BUFFER_SECONDS = 8.0
 
-FRONTEND_DIR = Path(__file__).resolve().parents[2] / "models" / "frontend"
+# The networks, read as package data (in a checkout: links to models/frontend/, with their recipe).
+FRONTEND_DIR = model_file("melspectrogram.onnx").parent
 
 
 def _lowpass_taps(n_taps: int = 96, cutoff: float = 0.24) -> F32:

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gateway.audio.frames import Pcm
 from gateway.audio.resample import resample
 from gateway.audio.ringbuffer import RingBuffer
-from gateway.backends.base import BackendError, Pcm, SttCapabilities, Transcript, Usage
+from gateway.backends.base import BackendError, SttCapabilities, Transcript, Usage
 from gateway.backends.stt.results import TranscriptQueue
 from gateway.turns.events import Word
 

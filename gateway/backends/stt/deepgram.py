@@ -27,8 +27,9 @@ from urllib.parse import urlencode
 import numpy as np
 from pydantic import Field, SecretStr
 
+from gateway.audio.frames import Pcm
 from gateway.audio.g711 import ulaw_encode
-from gateway.backends.base import BackendError, Pcm, SttCapabilities, Transcript, Usage
+from gateway.backends.base import BackendError, SttCapabilities, Transcript, Usage
 from gateway.backends.options import ProviderOptions
 from gateway.backends.stt.results import TranscriptQueue
 from gateway.config.loader import LoadedAgent

@@ -17,12 +17,12 @@ from pathlib import Path
 
 from pydantic import Field
 
-from gateway.backends.base import Pcm
+from gateway.audio.frames import Pcm
 from gateway.backends.options import ProviderOptions
 from gateway.backends.stt.batch import BatchEngine, BatchStt, EngineWord
 from gateway.config.loader import LoadedAgent
 
-FRAME_SECONDS = 0.01  # PocketSphinx's default frame rate is 100 frames/s
+SPHINX_FRAME_SECONDS = 0.01  # PocketSphinx's default frame rate is 100 frames/s
 _ALTERNATE = re.compile(r"\(\d+\)$")
 
 
@@ -75,8 +75,8 @@ class PocketSphinxEngine(BatchEngine):
                 words.append(
                     EngineWord(
                         _ALTERNATE.sub("", word),
-                        seg.start_frame * FRAME_SECONDS,
-                        (seg.end_frame + 1) * FRAME_SECONDS,
+                        seg.start_frame * SPHINX_FRAME_SECONDS,
+                        (seg.end_frame + 1) * SPHINX_FRAME_SECONDS,
                     )
                 )
             return words

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from gateway.backends.base import Pcm
+from gateway.audio.frames import Pcm
 from gateway.backends.options import ProviderOptions, config_error
 from gateway.backends.stt.batch import BatchEngine, BatchStt, EngineWord
 from gateway.config.loader import LoadedAgent

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gateway.audio.frames import Pcm
 from gateway.audio.resample import resample
-from gateway.backends.base import AudioChunk, BackendError, Pcm, Usage, WordTiming
+from gateway.backends.base import AudioChunk, BackendError, Usage, WordTiming
 
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\n+")
 

@@ -21,7 +21,8 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from gateway.backends.base import BackendError, Pcm, WordTiming
+from gateway.audio.frames import Pcm
+from gateway.backends.base import BackendError, WordTiming
 from gateway.backends.options import ProviderOptions, config_error
 from gateway.backends.tts.common import (
     Sentence,

@@ -17,12 +17,11 @@ import contextlib
 import logging
 import time
 from collections import Counter, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from gateway.agents.session import CallSession
-from gateway.edges.http_edges import choose_agent
+from gateway.calls import CallInfo, CallObserver, CallSessions
 from gateway.edges.mediastream import auth
 from gateway.edges.mediastream.dialects import DIALECTS, Dialect, ProtocolError, detect
 from gateway.edges.mediastream.dialects.base import (
@@ -38,8 +37,6 @@ from gateway.edges.mediastream.dialects.base import (
 )
 from gateway.edges.mediastream.settings import MediaStreamSettings
 from gateway.edges.mediastream.transport import MediaStreamTransport
-from gateway.edges.transport import CallInfo
-from gateway.runtime import GatewayRuntime
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +48,11 @@ INTERNAL = WSCloseCode.INTERNAL_ERROR  # 1011
 
 @dataclass
 class FinishedCall:
-    """A call the edge handled: its transport and (once found) its session, for inspection."""
+    """A call the edge handled: its transport and what was observed of it, for inspection."""
 
     call_id: str
     transport: MediaStreamTransport
-    session: CallSession | None = None
+    observer: CallObserver = field(default_factory=CallObserver)
 
 
 @dataclass(frozen=True)
@@ -74,8 +71,8 @@ class _Close(Exception):
 
 
 class MediaStreamEdge:
-    def __init__(self, runtime: GatewayRuntime, settings: MediaStreamSettings) -> None:
-        self.runtime = runtime
+    def __init__(self, sessions: CallSessions, settings: MediaStreamSettings) -> None:
+        self.sessions = sessions
         self.settings = settings
         self.transports: dict[str, MediaStreamTransport] = {}
         self.closed: deque[StreamClosed] = deque(maxlen=1000)
@@ -182,14 +179,12 @@ class MediaStreamEdge:
     async def _call(
         self, ws: web.WebSocketResponse, dialect: Dialect, started: Started, call_id: str, peer: str
     ) -> None:
-        runtime = self.runtime
         params = started.parameters
-        agent = choose_agent(runtime, params.get("agent", ""), started.callee, self.settings.agent)
         try:
-            loaded = runtime.runner.agent(agent)
+            choice = self.sessions.choose(params.get("agent", ""), started.callee, self.settings.agent)
         except Exception as exc:  # a broken agent file must not take the server down
-            raise _Close(INTERNAL, f"agent {agent!r} unusable: {exc}") from None
-        rate = loaded.config.turn_handling.vad.sample_rate
+            raise _Close(INTERNAL, str(exc)) from None
+        agent, rate = choice.agent, choice.sample_rate
         info = CallInfo(
             call_id=call_id,
             edge="mediastream",
@@ -202,18 +197,10 @@ class MediaStreamEdge:
         )
 
         record = FinishedCall(call_id, MediaStreamTransport(info, dialect))
-
-        def edge_delay(seconds: float) -> None:
-            session = record.session or runtime.runner.sessions.get(call_id)
-            if session is not None:
-                record.session = session
-                session.playout.edge_delay = seconds
-
         transport = record.transport
-        transport.set_edge_delay(edge_delay)
         self.transports[call_id] = transport
         log.info("media stream %s (%s) from %s: agent %s", call_id, info.codec, peer, agent)
-        call = asyncio.create_task(runtime.runner(transport), name=f"call {call_id}")
+        call = asyncio.create_task(self.sessions(transport, record.observer), name=f"call {call_id}")
         call.add_done_callback(lambda _: transport.outbox.put_nowait(None))
         writer = asyncio.create_task(_write(ws, transport), name=f"writer {call_id}")
         close: _Close | None = None
@@ -222,7 +209,6 @@ class MediaStreamEdge:
             if close is not None and not ws.closed:
                 await ws.close(code=close.code, message=close.reason.encode()[:120])
         finally:
-            record.session = record.session or runtime.runner.sessions.get(call_id)
             self.finished.append(record)
             transport.end("caller_hangup" if close is None else "error")
             try:

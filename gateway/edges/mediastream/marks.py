@@ -8,10 +8,10 @@ carrier echoes it when playback reaches it. So at any moment:
     heard = the `sent` position recorded with the newest echoed mark
     unheard = sent - heard   (in the carrier's buffer or on the wire: not heard yet)
 
-`unheard / rate` is the Playout's `edge_delay`, so "the words the caller heard" stops at the
-last echoed mark. A `clear` makes the carrier drop its buffer: what was sent but not heard is
-discarded (counted), and the echoes of marks that were pending at the clear (Twilio returns
-them at once) are recognised as flushed, not as playback.
+`unheard / rate` is the transport's `unheard_seconds()` (the Playout's `edge_delay`), so "the
+words the caller heard" stops at the last echoed mark. A `clear` makes the carrier drop its
+buffer: what was sent but not heard is discarded (counted), and the echoes of marks that were
+pending at the clear (Twilio returns them at once) are recognised as flushed, not as playback.
 """
 
 from __future__ import annotations

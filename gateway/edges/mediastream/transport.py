@@ -5,7 +5,7 @@ decoded, resampled to the call's rate and cut into exact 20 ms frames. Outbound:
 one 20 ms frame per caller frame (so sending at once is real-time pacing: the carrier's own
 buffer stays one or two frames deep); each frame, or each batch of `frames_per_message` frames,
 is encoded and followed by a mark. Mark echoes advance `PlayedPosition`, whose unheard seconds
-become the Playout's `edge_delay`. `clear()` drops unsent audio, sends the carrier's clear and
+are `unheard_seconds()`. `clear()` drops unsent audio, sends the carrier's clear and
 tells the position tracker.
 
 The handler feeds `feed_*` from the socket reader and drains `outbox` to the socket; the
@@ -16,17 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import numpy as np
 
-from gateway.audio import g711
-from gateway.audio.frames import Framer, samples_per_frame
+from gateway.audio.frames import FRAME_SECONDS, Framer, Pcm, samples_per_frame
 from gateway.audio.resample import StreamResampler
-from gateway.backends.base import Pcm
+from gateway.calls import CallEnded, CallInfo, Dtmf, InboundFrame, InboundQueue, TransportEvent
 from gateway.edges.mediastream.dialects.base import Dialect, Outbound
 from gateway.edges.mediastream.marks import PlayedPosition
-from gateway.edges.transport import CallEnded, CallInfo, Dtmf, InboundFrame, TransportEvent
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +32,7 @@ INBOUND_QUEUE_FRAMES = 50  # 1 s of caller audio; beyond it the oldest frames ar
 
 
 class MediaStreamTransport:
-    def __init__(
-        self,
-        info: CallInfo,
-        dialect: Dialect,
-        *,
-        edge_delay: Callable[[float], None] | None = None,
-    ) -> None:
+    def __init__(self, info: CallInfo, dialect: Dialect) -> None:
         self.info = info
         self.dialect = dialect
         self.wire = dialect.wire
@@ -48,11 +40,9 @@ class MediaStreamTransport:
         self.position = PlayedPosition(self.rate)
         self.frames_in = 0
         self.frames_out = 0
-        self.dropped = 0
         self.clears = 0
         self.outbox: asyncio.Queue[Outbound | None] = asyncio.Queue()
-        self._edge_delay = edge_delay
-        self._events: asyncio.Queue[TransportEvent] = asyncio.Queue()
+        self._inbound = InboundQueue(INBOUND_QUEUE_FRAMES)
         self._framer = Framer(self.rate)
         self._up = StreamResampler(self.wire.rate, self.rate) if self.wire.rate != self.rate else None
         self._down = StreamResampler(self.rate, self.wire.rate) if self.wire.rate != self.rate else None
@@ -60,71 +50,48 @@ class MediaStreamTransport:
         self._batch_frame = 0
         self._played_in_frame = False
         self._current_frame = 0  # index of the caller frame the session is handling
-        self._ended = False
         self.hangup_reason = ""
 
-    def set_edge_delay(self, sink: Callable[[float], None]) -> None:
-        """Where unheard seconds go (the session's `playout.edge_delay`)."""
-        self._edge_delay = sink
+    @property
+    def dropped(self) -> int:
+        return self._inbound.dropped
+
+    @property
+    def _ended(self) -> bool:
+        return self._inbound.ended
 
     # -- inbound (from the socket reader) -------------------------------------------------------
-
-    def decode(self, payload: bytes) -> Pcm:
-        enc = self.wire.encoding
-        if enc == "l16":
-            pcm = np.frombuffer(payload[: len(payload) // 2 * 2], dtype="<i2").astype(np.int16)
-        else:
-            pcm = g711.decode(payload, "ulaw" if enc == "mulaw" else "alaw")
-        return pcm
 
     def feed_media(self, payload: bytes) -> None:
         if self._ended:
             return
-        pcm = self.decode(payload)
+        pcm = self.wire.decode(payload)
         if self._up is not None:
             pcm = self._up.process(pcm)
         for frame in self._framer.push(pcm):
-            if self._events.qsize() >= INBOUND_QUEUE_FRAMES:
-                self._drop_oldest_frame()
-            self._events.put_nowait(InboundFrame(self.frames_in * 0.02, frame))
+            self._inbound.put(InboundFrame(self.frames_in * FRAME_SECONDS, frame))
             self.frames_in += 1
 
     def feed_dtmf(self, digit: str) -> None:
-        if digit and not self._ended:
-            self._events.put_nowait(Dtmf(self.frames_in * 0.02, digit))
+        if digit:
+            self._inbound.put(Dtmf(self.frames_in * FRAME_SECONDS, digit))
 
     def feed_mark(self, name: str) -> None:
-        if self.position.on_echo(name):
-            self._report_delay()
+        self.position.on_echo(name)
 
     def end(self, reason: str) -> None:
-        if not self._ended:
-            self._ended = True
-            self._events.put_nowait(CallEnded(reason))
-
-    def _drop_oldest_frame(self) -> None:
-        kept: list[TransportEvent] = []
-        dropped = False
-        while not self._events.empty():
-            event = self._events.get_nowait()
-            if not dropped and isinstance(event, InboundFrame):
-                dropped = True
-                continue
-            kept.append(event)
-        for event in kept:
-            self._events.put_nowait(event)
-        self.dropped += 1
+        self._inbound.put(CallEnded(reason))
 
     # -- CallTransport --------------------------------------------------------------------------
 
     async def events(self) -> AsyncIterator[TransportEvent]:
         while True:
-            event = await self._events.get()
+            event = await self._inbound.get()
             if isinstance(event, InboundFrame):
                 if self._batch and not self._played_in_frame:
                     self._flush_batch()  # the agent fell silent: send what is batched
                 self._played_in_frame = False
-                self._current_frame = round(event.t / 0.02)
+                self._current_frame = round(event.t / FRAME_SECONDS)
             yield event
             if isinstance(event, CallEnded):
                 return
@@ -157,7 +124,9 @@ class MediaStreamTransport:
             self.outbox.put_nowait(message)
         self.clears += 1
         self.position.on_clear()
-        self._report_delay()
+
+    def unheard_seconds(self) -> float:
+        return self.position.unheard_seconds if self.dialect.has_marks else 0.0
 
     async def hangup(self, reason: str = "agent_hangup") -> None:
         self.hangup_reason = reason
@@ -172,26 +141,15 @@ class MediaStreamTransport:
         samples = len(pcm)
         if self._down is not None:
             pcm = self._down.process(pcm)
-        enc = self.wire.encoding
-        payload = (
-            pcm.astype("<i2").tobytes()
-            if enc == "l16"
-            else g711.encode(pcm, "ulaw" if enc == "mulaw" else "alaw").tobytes()
-        )
-        for message in self.dialect.media(payload):
+        for message in self.dialect.media(self.wire.encode(pcm)):
             self.outbox.put_nowait(message)
         self.position.on_sent(samples)
         if self.dialect.has_marks:
             # The label records the caller frame the chunk was played with: a carrier-side
-            # recording (tests, `simulator`) aligns the two channels exactly by it.
+            # recording (tests/carrier_simulator.py) aligns the two channels exactly by it.
             mark = self.dialect.mark(self.position.new_mark(f"{self._batch_frame}"))
             if mark is not None:
                 self.outbox.put_nowait(mark)
-        self._report_delay()
-
-    def _report_delay(self) -> None:
-        if self._edge_delay is not None and self.dialect.has_marks:
-            self._edge_delay(self.position.unheard_seconds)
 
     @property
     def frame_samples(self) -> int:

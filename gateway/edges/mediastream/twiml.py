@@ -14,10 +14,9 @@ from xml.sax.saxutils import quoteattr
 
 from aiohttp import web
 
-from gateway.edges.http_edges import choose_agent
+from gateway.calls import CallSessions
 from gateway.edges.mediastream import auth
 from gateway.edges.mediastream.settings import MediaStreamSettings
-from gateway.runtime import GatewayRuntime
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +41,7 @@ def connect_stream(url: str, parameters: dict[str, str]) -> str:
 
 
 async def voice_webhook(
-    request: web.Request, runtime: GatewayRuntime, settings: MediaStreamSettings
+    request: web.Request, sessions: CallSessions, settings: MediaStreamSettings
 ) -> web.Response:
     form = await request.post()
     params = {k: str(v) for k, v in form.items() if isinstance(v, str)}
@@ -60,7 +59,7 @@ async def voice_webhook(
             log.warning("Twilio webhook from %s refused: %s", request.remote, result.reason)
             return web.Response(status=403, text=f"forbidden: {result.reason}\n")
     call_sid = params.get("CallSid", "")
-    agent = choose_agent(runtime, request.query.get("agent", ""), params.get("To", ""), settings.agent)
+    agent = sessions.route(request.query.get("agent", ""), params.get("To", ""), settings.agent)
     parameters = {
         "agent": agent if "/" not in agent else "",
         "from": params.get("From", ""),

@@ -21,8 +21,9 @@ from gateway.audio.resample import resample
 from gateway.audio.wav import read_wav, write_wav
 from gateway.edges.sip.buffers import DropOldestQueue, PlayoutBuffer
 from gateway.edges.sip.bytevec import choose_reader
-from gateway.edges.sip.endpoint import EndpointOptions, account_config, create_endpoint
+from gateway.edges.sip.endpoint import account_config, create_endpoint
 from gateway.edges.sip.media_port import CallMediaPort, frame_bytes
+from gateway.edges.sip.worker_options import EndpointOptions
 
 log = logging.getLogger(__name__)
 

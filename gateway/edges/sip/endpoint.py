@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import pjsua2 as pj
+
+from gateway.edges.sip.worker_options import EndpointOptions
 
 log = logging.getLogger(__name__)
 
@@ -23,29 +24,6 @@ CODEC_IDS = {
     "PCMA": "PCMA/8000/1",
     "G722": "G722/16000/1",
 }
-DEFAULT_CODECS = ("PCMU", "PCMA", "G722")
-
-
-@dataclass
-class EndpointOptions:
-    host: str = "127.0.0.1"
-    sip_port: int = 0  # 0: let the OS choose
-    rtp_port: int = 0  # first RTP port tried (pjsua steps by 2 on collisions)
-    rtp_port_range: int = 1000  # RTP/RTCP ports tried: [rtp_port, rtp_port + rtp_port_range)
-    rtp_host: str = ""  # address RTP binds to; empty: `host`
-    public_address: str = ""  # address written into SDP/Contact when listening on 0.0.0.0
-    media_address: str = ""  # address written into SDP only (RTP behind NAT); SIP stays on `host`
-    codecs: Sequence[str] = DEFAULT_CODECS
-    session_timer: str = "optional"  # RFC 4028: off | optional | required (PJSIP's default: optional)
-    session_expires: int = 1800  # Session-Expires we ask for, seconds
-    min_se: int = 90  # the shortest session interval we accept, seconds
-    tcp: bool = True
-    tls: bool = False  # a TLS client transport (the test caller; workers speak plain SIP to the front)
-    max_calls: int = 4
-    log_level: int = 1
-    user_agent: str = "voice-gateway"
-    clock_rate: int = 16000
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 def codec_priorities(available: Sequence[str], wanted: Sequence[str]) -> dict[str, int]:

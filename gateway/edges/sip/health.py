@@ -1,7 +1,7 @@
 """The SIP edge in `/healthz` and `/metrics`, read from `SipService.snapshot()` at request time.
 
     check = sip_health(service.snapshot)           # app[HEALTH_CHECKS_KEY]["sip"] = check
-    watch_sip(metrics, service.snapshot)           # gauges, collected at every scrape
+    watch_sip(registry, service.snapshot)          # gauges, collected at every scrape
 
 Healthy means the edge can take a call: the Kamailio front runs and at least one worker is up.
 Fewer workers up than configured is reported (`degraded`) but still healthy: the front sends calls
@@ -14,9 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
-
-from gateway.metrics.prometheus import GatewayMetrics
+from prometheus_client.registry import Collector, CollectorRegistry
 
 Snapshot = Callable[[], Mapping[str, Any]]
 
@@ -97,17 +95,8 @@ class SipCollector(Collector):
         yield from (front, up, total, worker_up, calls, dropped, restarts, ended_drops)
 
 
-def watch_sip(metrics: GatewayMetrics, snapshot: Snapshot) -> SipCollector:
-    """Add the SIP gauges to the gateway's registry."""
+def watch_sip(registry: CollectorRegistry, snapshot: Snapshot) -> SipCollector:
+    """Add the SIP gauges to a Prometheus registry (the gateway's)."""
     collector = SipCollector(snapshot)
-    metrics.registry.register(collector)
+    registry.register(collector)
     return collector
-
-
-def count_frame_drops(metrics: GatewayMetrics) -> Callable[[int], None]:
-    """`SipService(on_frames_dropped=...)`: add a call's dropped frames to gateway_frame_drops{edge="sip"}."""
-
-    def count(n: int) -> None:
-        metrics.frames_dropped("sip", n)
-
-    return count

@@ -12,21 +12,25 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
+from gateway.audio.frames import FRAME_SECONDS, Pcm
+from gateway.calls import (
+    CallEnded,
+    CallInfo,
+    Dtmf,
+    InboundFrame,
+    InboundQueue,
+    SessionFactory,
+    TransportEvent,
+)
 from gateway.edges.sip import wire
-from gateway.edges.transport import CallEnded, CallInfo, CallTransport, Dtmf, InboundFrame, TransportEvent
 
 log = logging.getLogger(__name__)
-
-SessionFactory = Callable[[CallTransport], Awaitable[None]]
-FRAME_SECONDS = 0.02
 
 
 class SipCallTransport:
@@ -36,29 +40,20 @@ class SipCallTransport:
         self.info = info
         self._link = link
         self._slot = slot
-        self._events: deque[TransportEvent] = deque()
-        self._max_frames = max_queued_frames
-        self._queued_frames = 0
-        self._wake = asyncio.Event()
+        self._inbound = InboundQueue(max_queued_frames)
         self.ended = asyncio.Event()
         self.end_reason = ""
-        self.frames_dropped = 0  # here, when the session falls behind
         self.worker_frames_dropped = 0  # in the worker, when this process fell behind
         self.dtmf: list[Dtmf] = []
 
+    @property
+    def frames_dropped(self) -> int:
+        """Frames dropped here, when the session fell behind."""
+        return self._inbound.dropped
+
     # -- fed by the host ---------------------------------------------------------------------
     def _push(self, event: TransportEvent) -> None:
-        if isinstance(event, InboundFrame):
-            if self._queued_frames >= self._max_frames:
-                for i, old in enumerate(self._events):
-                    if isinstance(old, InboundFrame):
-                        del self._events[i]
-                        self._queued_frames -= 1
-                        self.frames_dropped += 1
-                        break
-            self._queued_frames += 1
-        self._events.append(event)
-        self._wake.set()
+        self._inbound.put(event)
 
     def _finish(self, reason: str, worker_dropped: int = 0) -> None:
         if self.ended.is_set():
@@ -69,19 +64,13 @@ class SipCallTransport:
         self.ended.set()
 
     # -- CallTransport -----------------------------------------------------------------------
-    async def events(self) -> AsyncIterator[TransportEvent]:
-        while True:
-            while not self._events:
-                self._wake.clear()
-                await self._wake.wait()
-            event = self._events.popleft()
-            if isinstance(event, InboundFrame):
-                self._queued_frames -= 1
-            yield event
-            if isinstance(event, CallEnded):
-                return
+    def events(self) -> AsyncIterator[TransportEvent]:
+        return self._inbound.events()
 
-    def play(self, pcm: npt.NDArray[np.int16]) -> None:
+    def unheard_seconds(self) -> float:
+        return 0.0  # the worker's playout buffer is a frame or two: heard as it is sent
+
+    def play(self, pcm: Pcm) -> None:
         if not self.ended.is_set():
             self._link.send(wire.pack(wire.Kind.PLAY, self._slot, np.asarray(pcm, "<i2").tobytes()))
 

@@ -1,4 +1,4 @@
-"""The Kamailio front: render its configuration from `sip/kamailio/kamailio.cfg.tmpl` and run it."""
+"""The Kamailio front: render its configuration from `kamailio.cfg.tmpl` (package data) and run it."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ import shutil
 import signal
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
 
 from gateway.edges.sip.procs import die_with_parent
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-DEFAULT_TEMPLATE = REPO_ROOT / "sip" / "kamailio" / "kamailio.cfg.tmpl"
+DEFAULT_TEMPLATE = Path(str(files("gateway.edges.sip") / "kamailio.cfg.tmpl"))
 MODULE_DIRS = ("/usr/lib/x86_64-linux-gnu/kamailio/modules", "/usr/lib/kamailio/modules")
 
 

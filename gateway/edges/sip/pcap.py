@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from gateway.audio.frames import FRAME_SECONDS
 from gateway.audio.g711 import alaw_encode, ulaw_encode
 from gateway.audio.resample import resample
 from gateway.audio.wav import read_wav
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--codec", choices=sorted(PAYLOAD_TYPES), default="PCMU")
     a = p.parse_args(argv)
     n = wav_to_pcap(a.wav, a.pcap, a.codec)
-    print(f"{a.pcap}: {n} RTP packets ({n * 0.02:.2f} s, {a.codec})")
+    print(f"{a.pcap}: {n} RTP packets ({n * FRAME_SECONDS:.2f} s, {a.codec})")
     return 0
 
 

@@ -1,10 +1,8 @@
-"""Which agent answers an INVITE: the request URI's user part looked up in the routes table."""
+"""The request URI of an INVITE and its user part, which `gateway.config.routing` routes on."""
 
 from __future__ import annotations
 
-import fnmatch
 import re
-from collections.abc import Sequence
 
 _REQUEST_LINE = re.compile(r"^(?P<method>[A-Z]+)\s+(?P<uri>\S+)\s+SIP/2\.0", re.IGNORECASE)
 _USER = re.compile(r"^(?:sips?|tel):(?:(?P<user>[^@;?]+)@)?", re.IGNORECASE)
@@ -25,17 +23,3 @@ def uri_user(uri: str) -> str:
     if uri.lower().startswith("tel:"):
         return uri[4:].split(";", 1)[0]
     return m.group("user") or ""
-
-
-def route_agent(user: str, routes: Sequence[tuple[str, str]], default: str | None = None) -> str | None:
-    """The agent for a called user: the first matching route (shell wildcards), else `default`.
-
-    No routes and no default routes every call to an agent named after the user part (demo mode);
-    otherwise an unmatched call gets None (the worker answers 404).
-    """
-    if not routes and default is None:
-        return user or "default"
-    for pattern, agent in routes:
-        if fnmatch.fnmatchcase(user.lower(), pattern.lower()):
-            return agent
-    return default

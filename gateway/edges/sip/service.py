@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
-import json
 import logging
 import math
 import os
@@ -16,50 +15,53 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.calls import SessionFactory
 from gateway.config.schema import GatewayConfig
-from gateway.edges.sip.host import SessionFactory, SessionHost
+from gateway.edges.sip.host import SessionHost
 from gateway.edges.sip.kamailio import FrontOptions, KamailioFront
 from gateway.edges.sip.ports import free_port
 from gateway.edges.sip.probe import wait_for_sip
 from gateway.edges.sip.supervisor import Supervisor, WorkerSpec
+from gateway.edges.sip.worker_options import EndpointOptions, WorkerOptions
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class SipPlan:
-    """Everything the SIP edge needs, resolved from the configuration and the command line."""
+    """Everything the SIP edge needs, resolved from the configuration (`plan_from_config`, where
+    the defaults are the gateway file's) and the command line."""
 
-    host: str = "127.0.0.1"
-    port: int = 5060
-    tcp: bool = True
-    codecs: list[str] = field(default_factory=lambda: ["PCMU", "PCMA", "G722"])
-    worker_caps: list[int] = field(default_factory=lambda: [4])
-    routes: list[tuple[str, str]] = field(default_factory=list)
-    default_agent: str | None = None
-    rtp_timeout: float = 30.0
-    max_duration: float = 3600.0
-    ring_delay: float = 0.0
-    retry_after: int = 5
-    allow: list[str] = field(default_factory=list)
-    invites_per_second: float = 0.0
-    burst: int = 10
-    auth_user: str = ""
-    auth_password: str = field(default="", repr=False)
-    auth_realm: str = ""
-    run_dir: Path | None = None
+    host: str
+    port: int
+    tcp: bool
+    codecs: list[str]
+    worker_caps: list[int]
+    routes: list[tuple[str, str]]
+    default_agent: str | None
+    rtp_timeout: float
+    max_duration: float
+    ring_delay: float
+    retry_after: int
+    allow: list[str]
+    invites_per_second: float
+    burst: int
+    auth_user: str
+    auth_password: str = field(repr=False)
+    auth_realm: str
     # TLS at the front: port and absolute PEM paths; tls_port 0 = no TLS listener.
-    tls_port: int = 0
-    tls_certificate: str = ""
-    tls_private_key: str = ""
+    tls_port: int
+    tls_certificate: str
+    tls_private_key: str
     # RTP: bind address, address advertised in SDP ("" = the bound one), port range over all workers.
-    rtp_host: str = "127.0.0.1"
-    media_address: str = ""
-    rtp_ports: tuple[int, int] | None = None
-    session_timer: str = "optional"
-    session_expires: int = 1800
-    min_se: int = 90
-    drain_timeout: float = 30.0
+    rtp_host: str
+    media_address: str
+    rtp_ports: tuple[int, int] | None
+    session_timer: str
+    session_expires: int
+    min_se: int
+    drain_timeout: float
+    run_dir: Path | None = None  # generated configs, sockets and logs; None: a temporary directory
 
     @property
     def max_calls(self) -> int:
@@ -159,6 +161,39 @@ def check_tls_files(plan: SipPlan) -> list[tuple[str, str]]:
     return problems
 
 
+def worker_options(plan: SipPlan, index: int, sip_port: int, control: str | None) -> WorkerOptions:
+    """What worker `index` of `plan` is told: its loopback SIP port, its slice of RTP ports (20000 +
+    (sip_port % 400) * 100 and up without sip.rtp_ports), the plan's codecs, routes and limits."""
+    if plan.rtp_ports:
+        rtp_port, rtp_range = rtp_ranges(*plan.rtp_ports, plan.worker_caps)[index]
+    else:
+        rtp_port, rtp_range = 20000 + (sip_port % 400) * 100, 1000
+    return WorkerOptions(
+        index=index,
+        endpoint=EndpointOptions(
+            host="127.0.0.1",  # behind the front
+            sip_port=sip_port,
+            rtp_port=rtp_port,
+            rtp_port_range=rtp_range,
+            rtp_host=plan.rtp_host,
+            media_address=plan.media_address,
+            codecs=tuple(plan.codecs),
+            session_timer=plan.session_timer,
+            session_expires=plan.session_expires,
+            min_se=plan.min_se,
+            tcp=plan.tcp,
+            max_calls=plan.worker_caps[index],
+        ),
+        control=control,
+        routes=list(plan.routes),
+        default_agent=plan.default_agent,
+        ring_delay=plan.ring_delay,
+        rtp_timeout=plan.rtp_timeout,
+        max_duration=plan.max_duration,
+        retry_after=plan.retry_after,
+    )
+
+
 def load_session_factory(spec: str) -> SessionFactory:
     """`package.module:function` -> the session coroutine function."""
     module_name, _, attr = spec.partition(":")
@@ -182,16 +217,9 @@ class SipService:
         self._own_run_dir = plan.run_dir is None
         self.run_dir = plan.run_dir or Path(tempfile.mkdtemp(prefix="gateway-sip-"))
         self.host = SessionHost(str(self.run_dir / "host.sock"), session_factory, on_frames_dropped)
-        ranges = rtp_ranges(*plan.rtp_ports, plan.worker_caps) if plan.rtp_ports else None
         specs = [
-            WorkerSpec(
-                index=i,
-                sip_port=free_port("127.0.0.1"),
-                args=self._worker_args(cap),
-                rtp_port=ranges[i][0] if ranges else 0,
-                rtp_port_range=ranges[i][1] if ranges else 1000,
-            )
-            for i, cap in enumerate(plan.worker_caps)
+            WorkerSpec(worker_options(plan, i, free_port("127.0.0.1"), self.host.socket_path))
+            for i in range(len(plan.worker_caps))
         ]
         self.supervisor = Supervisor(specs, self.host, self.run_dir)
         self.front = KamailioFront(
@@ -216,29 +244,6 @@ class SipService:
 
         self._stopping = False
         self._front_watch: asyncio.Task[None] | None = None
-
-    def _worker_args(self, cap: int) -> list[str]:
-        p = self.plan
-        args = [
-            "--max-calls", str(cap),
-            "--codecs", ",".join(p.codecs),
-            "--routes", json.dumps(p.routes),
-            "--rtp-timeout", str(p.rtp_timeout),
-            "--max-duration", str(p.max_duration),
-            "--ring-delay", str(p.ring_delay),
-            "--retry-after", str(p.retry_after),
-            "--rtp-host", p.rtp_host,
-            "--session-timer", p.session_timer,
-            "--session-expires", str(p.session_expires),
-            "--min-se", str(p.min_se),
-        ]  # fmt: skip
-        if p.media_address:
-            args += ["--media-address", p.media_address]
-        if p.default_agent is not None:
-            args += ["--default-agent", p.default_agent]
-        if not p.tcp:
-            args.append("--no-tcp")
-        return args
 
     async def start(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)

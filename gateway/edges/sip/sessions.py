@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gateway.edges.transport import CallEnded, CallTransport, InboundFrame
+from gateway.calls import CallEnded, CallTransport, InboundFrame
 
 
 def tone(rate: int, seconds: float, freq: float = 440.0, level: float = 0.25) -> np.ndarray:

@@ -16,22 +16,27 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.edges.sip.host import SessionHost
 from gateway.edges.sip.procs import die_with_parent
+from gateway.edges.sip.worker_options import WorkerOptions
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class WorkerSpec:
-    index: int
-    sip_port: int
-    args: list[str] = field(default_factory=list)  # extra worker arguments (codecs, routes, limits)
-    rtp_port: int = 0  # first RTP port; 0: 20000 + (sip_port % 400) * 100
-    rtp_port_range: int = 1000  # RTP/RTCP ports the worker may use from rtp_port
+    options: WorkerOptions  # everything the worker is told (its SIP port included)
+
+    @property
+    def index(self) -> int:
+        return self.options.index
+
+    @property
+    def sip_port(self) -> int:
+        return self.options.endpoint.sip_port
 
 
 @dataclass
@@ -60,22 +65,7 @@ class Supervisor:
         self._tasks: list[asyncio.Task[None]] = []
 
     def command(self, spec: WorkerSpec) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "gateway.edges.sip.worker",
-            "--index",
-            str(spec.index),
-            "--sip-port",
-            str(spec.sip_port),
-            "--rtp-port",
-            str(spec.rtp_port or 20000 + (spec.sip_port % 400) * 100),
-            "--rtp-port-range",
-            str(spec.rtp_port_range),
-            "--control",
-            self.host.socket_path,
-            *spec.args,
-        ]
+        return [sys.executable, "-m", "gateway.edges.sip.worker", "--options", spec.options.to_json()]
 
     async def _spawn(self, wp: WorkerProcess) -> None:
         log_path = self.run_dir / f"worker{wp.spec.index}.log"
@@ -123,8 +113,12 @@ class Supervisor:
                 log.exception("restart of worker %d failed", wp.spec.index)
 
     async def _health(self) -> None:
-        while not self.stopping:
+        while True:
             await asyncio.sleep(1.0)  # periodic check
+            if self.stopping:
+                # Draining workers close their links and take a while to exit: that is not a
+                # missed heartbeat (stop() kills whatever is left when the drain is over).
+                return
             now = time.monotonic()
             for wp in self.workers:
                 if wp.proc is None or wp.proc.returncode is not None:

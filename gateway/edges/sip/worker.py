@@ -1,7 +1,7 @@
 """A pjsua2 worker process: a thin media bridge between SIP/RTP calls and the session host.
 
-Run as `python -m gateway.edges.sip.worker --sip-port P --control /path/to/host.sock ...`; the
-supervisor (supervisor.py) starts one per slot of up to 4 calls (the wheel's limit per process).
+Run as `python -m gateway.edges.sip.worker --options JSON` (a `WorkerOptions`, worker_options.py);
+the supervisor (supervisor.py) starts one per slot of up to 4 calls (the wheel's limit per process).
 
 Threads:
 - main thread: the only one that calls the pjsua2 API. It runs `libHandleEvents` (SIP events are
@@ -14,45 +14,31 @@ Threads:
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pjsua2 as pj
 
+from gateway.config.routing import route_agent
 from gateway.edges.sip import wire
 from gateway.edges.sip.buffers import DropOldestQueue, PlayoutBuffer
 from gateway.edges.sip.bytevec import ByteVectorReader, choose_reader
-from gateway.edges.sip.endpoint import EndpointOptions, account_config, create_endpoint
+from gateway.edges.sip.endpoint import account_config, create_endpoint
 from gateway.edges.sip.media_port import CallMediaPort, frame_bytes
-from gateway.edges.sip.routing import request_uri, route_agent, uri_user
+from gateway.edges.sip.routing import request_uri, uri_user
 from gateway.edges.sip.worker_calls import WorkerAccount, WorkerCall
 from gateway.edges.sip.worker_link import HostLink, LinkedCall
+from gateway.edges.sip.worker_options import WorkerOptions
 
 log = logging.getLogger("gateway.sip.worker")
 
 DTMF_METHODS = {0: "rfc4733", 1: "sip_info"}
-
-
-@dataclass
-class WorkerOptions:
-    index: int = 0
-    endpoint: EndpointOptions = field(default_factory=EndpointOptions)
-    control: str | None = None
-    routes: list[tuple[str, str]] = field(default_factory=list)
-    default_agent: str | None = None
-    ring_delay: float = 0.0
-    rtp_timeout: float = 30.0
-    max_duration: float = 3600.0
-    retry_after: int = 5
-    inbound_queue_frames: int = 50  # 1 s of audio; older frames are dropped (and counted) beyond
-    max_playout_seconds: float = 300.0
 
 
 @dataclass
@@ -201,7 +187,7 @@ class Worker:
         message = prm.rdata.wholeMsg
         info = call.getInfo()
         user = uri_user(request_uri(message))
-        agent = route_agent(user, self.opts.routes, self.opts.default_agent)
+        agent = route_agent(self.opts.routes, self.opts.default_agent, callee=user)
         if self.draining:
             self._reject(call, 503, "Service Unavailable", retry_after=True)
             return
@@ -349,55 +335,8 @@ class Worker:
 
 def parse_args(argv: list[str] | None = None) -> WorkerOptions:
     p = argparse.ArgumentParser(prog="gateway-sip-worker", description=__doc__)
-    p.add_argument("--index", type=int, default=0)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--public-address", default="", help="address in SDP and SIP Contact/Via")
-    p.add_argument("--media-address", default="", help="address in SDP only (RTP behind NAT)")
-    p.add_argument("--sip-port", type=int, default=0)
-    p.add_argument("--rtp-host", default="", help="address RTP binds to (default: --host)")
-    p.add_argument("--rtp-port", type=int, default=0)
-    p.add_argument("--rtp-port-range", type=int, default=1000, help="RTP/RTCP ports from --rtp-port")
-    p.add_argument("--session-timer", choices=["off", "optional", "required"], default="optional")
-    p.add_argument("--session-expires", type=int, default=1800)
-    p.add_argument("--min-se", type=int, default=90)
-    p.add_argument("--control", default=None, help="session host socket; none: bare worker (discard)")
-    p.add_argument("--max-calls", type=int, default=4)
-    p.add_argument("--codecs", default="PCMU,PCMA,G722")
-    p.add_argument("--routes", default="[]", help="JSON list of [match, agent] pairs, first match wins")
-    p.add_argument("--default-agent", default=None)
-    p.add_argument("--ring-delay", type=float, default=0.0)
-    p.add_argument("--rtp-timeout", type=float, default=30.0)
-    p.add_argument("--max-duration", type=float, default=3600.0)
-    p.add_argument("--retry-after", type=int, default=5)
-    p.add_argument("--no-tcp", action="store_true")
-    p.add_argument("--pj-log-level", type=int, default=1)
-    a = p.parse_args(argv)
-    return WorkerOptions(
-        index=a.index,
-        endpoint=EndpointOptions(
-            host=a.host,
-            sip_port=a.sip_port,
-            rtp_port=a.rtp_port,
-            rtp_port_range=a.rtp_port_range,
-            rtp_host=a.rtp_host,
-            public_address=a.public_address,
-            media_address=a.media_address,
-            codecs=[c.strip() for c in a.codecs.split(",") if c.strip()],
-            session_timer=a.session_timer,
-            session_expires=a.session_expires,
-            min_se=a.min_se,
-            tcp=not a.no_tcp,
-            max_calls=max(1, min(a.max_calls, 4)),
-            log_level=a.pj_log_level,
-        ),
-        control=a.control,
-        routes=[(str(m), str(agent)) for m, agent in json.loads(a.routes)],
-        default_agent=a.default_agent,
-        ring_delay=a.ring_delay,
-        rtp_timeout=a.rtp_timeout,
-        max_duration=a.max_duration,
-        retry_after=a.retry_after,
-    )
+    p.add_argument("--options", required=True, help="WorkerOptions as JSON (service.worker_options)")
+    return WorkerOptions.from_json(p.parse_args(argv).options)
 
 
 def main(argv: list[str] | None = None) -> int:

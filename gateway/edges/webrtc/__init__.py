@@ -1,6 +1,6 @@
 """WebRTC edge: browser callers over aiortc, and the softphone page that calls it.
 
-Routes (added to `gateway serve`'s HTTP app by `install`): `GET /` (the softphone page),
+Routes (added to an HTTP app by `install(app, sessions, settings)`): `GET /` (the softphone page),
 `/webrtc/static/*` (its script and style), `POST /webrtc/offer`, `POST /webrtc/ice`,
 `POST /webrtc/hangup`, `GET /webrtc/config`.
 
@@ -11,34 +11,23 @@ page), `offer.py` (signalling and call life), `static/` (the page).
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 from aiohttp import web
 
+from gateway.calls import CallSessions
 from gateway.edges.webrtc.ice import restrict_host_addresses
 from gateway.edges.webrtc.offer import WebRtcCall, WebRtcEdge
 from gateway.edges.webrtc.settings import IceServer, WebRtcSettings
-from gateway.runtime import GatewayRuntime
 
 STATIC = Path(__file__).parent / "static"
 WEBRTC_EDGE = web.AppKey("webrtc_edge", WebRtcEdge)
 
 
-def make_install(settings: WebRtcSettings | None = None) -> functools.partial[None]:
-    return functools.partial(_install, settings=settings)
-
-
-def install(app: web.Application, runtime: GatewayRuntime) -> None:
-    """The HTTP_ROUTES installer, with settings from the gateway file's `webrtc:` section (its
-    unset keys from the environment)."""
-    _install(app, runtime, settings=None)
-
-
-def _install(app: web.Application, runtime: GatewayRuntime, settings: WebRtcSettings | None) -> None:
-    settings = settings or WebRtcSettings.from_config(runtime.config)
+def install(app: web.Application, sessions: CallSessions, settings: WebRtcSettings) -> WebRtcEdge:
+    """Add the softphone page and the WebRTC signalling routes to `app`; calls go to `sessions`."""
     restrict_host_addresses(settings.addresses)
-    edge = WebRtcEdge(runtime, settings)
+    edge = WebRtcEdge(sessions, settings)
     app[WEBRTC_EDGE] = edge
 
     async def page(request: web.Request) -> web.FileResponse:
@@ -51,14 +40,7 @@ def _install(app: web.Application, runtime: GatewayRuntime, settings: WebRtcSett
     app.router.add_post("/webrtc/ice", edge.ice)
     app.router.add_post("/webrtc/hangup", edge.hangup)
     app.on_shutdown.append(edge.shutdown)
+    return edge
 
 
-__all__ = [
-    "WEBRTC_EDGE",
-    "IceServer",
-    "WebRtcCall",
-    "WebRtcEdge",
-    "WebRtcSettings",
-    "install",
-    "make_install",
-]
+__all__ = ["WEBRTC_EDGE", "IceServer", "WebRtcCall", "WebRtcEdge", "WebRtcSettings", "install"]

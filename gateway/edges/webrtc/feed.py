@@ -1,33 +1,37 @@
 """What the softphone page shows, pushed from the server: engine events and captions of both sides.
 
-The feed follows one CallSession's log (events, caller transcripts, what the agent said) and turns
-each new entry into a small JSON message for the page's data channel. It also fans the same
-messages out to in-process subscribers (tests await them instead of sleeping).
+The feed follows one call's `CallObserver` and turns each new entry into a small JSON message for
+the page's data channel. It also fans the same messages out to in-process subscribers (tests await
+them instead of sleeping).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from gateway.agents.session import CallSession
-from gateway.turns.events import REPLAY_TYPES
+from gateway.calls import CallObserver, Caption, Observation
+from gateway.turns.events import REPLAY_TYPES, Event
 
-POLL_S = 0.05
 # Engine events the page draws on its timeline (decisions that drive playout included).
 TIMELINE_TYPES = REPLAY_TYPES | {"pause_playout", "resume_playout", "stop_playout"}
+
+
+def page_message(item: Observation) -> dict[str, Any] | None:
+    """The page's message for one observation; None for what the page does not show."""
+    if isinstance(item, Event):
+        return {"type": "event", "event": item.to_dict()} if item.type in TIMELINE_TYPES else None
+    if isinstance(item, Caption):
+        return {"type": "caption", "who": item.who, "t": round(item.t, 2), "text": item.text}
+    return None
 
 
 class SessionFeed:
     def __init__(self, send: Callable[[str], None]) -> None:
         self._send = send
         self._subscribers: list[asyncio.Queue[dict[str, Any]]] = []
-        self._events = 0
-        self._transcripts = 0
-        self._said = 0
         self.sent: list[dict[str, Any]] = []
 
     def publish(self, message: dict[str, Any]) -> None:
@@ -48,27 +52,9 @@ class SessionFeed:
         finally:
             self._subscribers.remove(queue)
 
-    def poll(self, session: CallSession) -> None:
-        log = session.log
-        for event in log.events[self._events :]:
-            if event.type in TIMELINE_TYPES:
-                self.publish({"type": "event", "event": event.to_dict()})
-        self._events = len(log.events)
-        for t, text in log.transcripts[self._transcripts :]:
-            self.publish({"type": "caption", "who": "caller", "t": round(t, 2), "text": text})
-        self._transcripts = len(log.transcripts)
-        for t, text in log.agent_said[self._said :]:
-            self.publish({"type": "caption", "who": "agent", "t": round(t, 2), "text": text})
-        self._said = len(log.agent_said)
-
-    async def follow(self, session_of: Callable[[], CallSession | None], done: asyncio.Event) -> None:
-        """Poll the session's log until the call is over (a final poll catches the last entries)."""
-        session: CallSession | None = None
-        while not done.is_set():
-            session = session or session_of()
-            if session is not None:
-                self.poll(session)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(done.wait(), POLL_S)
-        if session is not None:
-            self.poll(session)
+    async def follow(self, observer: CallObserver) -> None:
+        """Publish what the page shows of the call until the observer closes."""
+        async for item in observer.follow():
+            message = page_message(item)
+            if message is not None:
+                self.publish(message)

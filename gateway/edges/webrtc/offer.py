@@ -30,15 +30,12 @@ from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcdatachannel import RTCDataChannel
 from aiortc.sdp import candidate_from_sdp
 
-from gateway.agents.session import CallSession
-from gateway.edges.http_edges import choose_agent
-from gateway.edges.transport import CallInfo
+from gateway.calls import CallInfo, CallObserver, CallSessions
 from gateway.edges.webrtc.feed import SessionFeed
 from gateway.edges.webrtc.ice import page_ice_servers, rtc_configuration
 from gateway.edges.webrtc.settings import WebRtcSettings
 from gateway.edges.webrtc.tracks import AgentAudioTrack, read_caller
 from gateway.edges.webrtc.transport import WebRtcTransport
-from gateway.runtime import GatewayRuntime
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +48,12 @@ class WebRtcCall:
     pc: RTCPeerConnection
     transport: WebRtcTransport
     feed: SessionFeed
+    observer: CallObserver = field(default_factory=CallObserver)
     channel: RTCDataChannel | None = None
-    session: CallSession | None = None
+    running: bool = False  # the call has been handed to the sessions
     page_reports: list[tuple[float, dict[str, Any]]] = field(default_factory=list)  # (call t, report)
     done: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
-    end_reason: str = ""
     pending: list[str] = field(default_factory=list)  # feed messages before the channel opened
 
     def send(self, message: str) -> None:
@@ -85,8 +82,8 @@ def _codec_of(sdp: str) -> str:
 
 
 class WebRtcEdge:
-    def __init__(self, runtime: GatewayRuntime, settings: WebRtcSettings) -> None:
-        self.runtime = runtime
+    def __init__(self, sessions: CallSessions, settings: WebRtcSettings) -> None:
+        self.sessions = sessions
         self.settings = settings
         self.calls: dict[str, WebRtcCall] = {}
         self.finished: deque[WebRtcCall] = deque(maxlen=100)
@@ -95,8 +92,8 @@ class WebRtcEdge:
     async def wait_call(self) -> WebRtcCall:
         """The next call whose session is running (tests)."""
         async with self._started:
-            await self._started.wait_for(lambda: any(c.session for c in self.calls.values()))
-            return next(c for c in self.calls.values() if c.session)
+            await self._started.wait_for(lambda: any(c.running for c in self.calls.values()))
+            return next(c for c in self.calls.values() if c.running)
 
     # -- HTTP handlers --------------------------------------------------------------------------
 
@@ -112,19 +109,17 @@ class WebRtcEdge:
             return _bad("offer is not JSON")
         if not isinstance(body, dict) or body.get("type") != "offer" or not isinstance(body.get("sdp"), str):
             return _bad("expected {sdp, type: offer}")
-        agent = choose_agent(self.runtime, str(body.get("agent") or ""), "", self.settings.agent)
         try:
-            loaded = self.runtime.runner.agent(agent)
+            choice = self.sessions.choose(str(body.get("agent") or ""), "", self.settings.agent)
         except Exception as exc:
-            return _bad(f"agent {agent!r} unusable: {exc}", 500)
-        rate = loaded.config.turn_handling.vad.sample_rate
+            return _bad(str(exc), 500)
+        agent, rate = choice.agent, choice.sample_rate
         call_id = f"webrtc:{uuid.uuid4().hex[:16]}"
         pc = RTCPeerConnection(rtc_configuration(self.settings))
         track = AgentAudioTrack(rate, self.settings.max_queue_frames)
         info = CallInfo(call_id, "webrtc", agent, caller=request.remote or "", callee=agent, sample_rate=rate)
         transport = WebRtcTransport(info, track)
         call = WebRtcCall(call_id, pc, transport, SessionFeed(lambda m: call.send(m)))
-        transport.hangup_requested = lambda reason: self._close_soon(call, reason)
 
         @pc.on("datachannel")
         def on_datachannel(channel: RTCDataChannel) -> None:
@@ -219,34 +214,18 @@ class WebRtcEdge:
                 transceiver.setCodecPreferences(chosen)
 
     async def _run(self, call: WebRtcCall) -> None:
-        runner = self.runtime.runner
-        call_id = call.id
-
-        def session() -> CallSession | None:
-            return call.session or runner.sessions.get(call_id)
-
-        def edge_delay(seconds: float) -> None:
-            found = session()
-            if found is not None:
-                found.playout.edge_delay = seconds
-
-        call.transport.edge_delay = edge_delay
-        running = asyncio.create_task(runner(call.transport))
-        feed_done = asyncio.Event()
-        feed = asyncio.create_task(call.feed.follow(session, feed_done))
+        running = asyncio.create_task(self.sessions(call.transport, call.observer))
+        feed = asyncio.create_task(call.feed.follow(call.observer))
         watchdog = asyncio.create_task(self._connect_watchdog(call))
-        await asyncio.sleep(0)  # let the runner register its session
-        call.session = session()
+        call.running = True
         async with self._started:
             self._started.notify_all()
         try:
             await running
-            call.end_reason = (call.transport.hangup_requested and "") or ""
         except Exception:
-            log.exception("WebRTC call %s failed", call_id)
+            log.exception("WebRTC call %s failed", call.id)
         finally:
-            call.session = call.session or session()
-            feed_done.set()
+            call.observer.close()  # also when the session never started
             await feed
             watchdog.cancel()
             call.send(json.dumps({"type": "ended"}))
@@ -254,7 +233,7 @@ class WebRtcEdge:
                 if task is not asyncio.current_task():
                     task.cancel()
             await call.pc.close()
-            self.calls.pop(call_id, None)
+            self.calls.pop(call.id, None)
             self.finished.append(call)
             call.done.set()
 
@@ -263,9 +242,6 @@ class WebRtcEdge:
         if call.pc.connectionState != "connected":
             log.warning("WebRTC %s never connected: closing", call.id)
             call.transport.end("error")
-
-    def _close_soon(self, call: WebRtcCall, reason: str) -> None:
-        call.end_reason = reason
 
     def _page_message(self, call: WebRtcCall, message: object) -> None:
         if not isinstance(message, str) or len(message) > 8192:
@@ -277,7 +253,7 @@ class WebRtcEdge:
         if not isinstance(data, dict):
             return
         kind = data.get("type")
-        t = call.transport.frames_in * 0.02
+        t = call.transport.t
         if kind == "stats":
             call.page_reports.append((t, data))
         elif kind == "dtmf" and isinstance(data.get("digit"), str):

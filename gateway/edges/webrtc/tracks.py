@@ -21,10 +21,7 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from gateway.audio.frames import Framer, samples_per_frame
-from gateway.backends.base import Pcm
-
-FRAME_S = 0.02
+from gateway.audio.frames import FRAME_SECONDS, Framer, Pcm, samples_per_frame
 
 
 class AgentAudioTrack(MediaStreamTrack):
@@ -47,7 +44,7 @@ class AgentAudioTrack(MediaStreamTrack):
 
     @property
     def queued_seconds(self) -> float:
-        return len(self.queue) * FRAME_S
+        return len(self.queue) * FRAME_SECONDS
 
     def push(self, pcm: Pcm) -> None:
         if len(self.queue) >= self.max_frames:

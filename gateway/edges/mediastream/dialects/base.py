@@ -21,6 +21,11 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
+
+from gateway.audio import g711
+from gateway.audio.frames import Pcm
+
 Encoding = Literal["mulaw", "alaw", "l16"]
 Outbound = str | bytes
 
@@ -37,6 +42,18 @@ class WireFormat:
     @property
     def bytes_per_sample(self) -> int:
         return 2 if self.encoding == "l16" else 1
+
+    def encode(self, pcm: Pcm) -> bytes:
+        """int16 samples -> wire bytes (L16 is little-endian, as every carrier here sends it)."""
+        if self.encoding == "l16":
+            return pcm.astype("<i2").tobytes()
+        return g711.encode(pcm, "ulaw" if self.encoding == "mulaw" else "alaw").tobytes()
+
+    def decode(self, payload: bytes) -> Pcm:
+        """Wire bytes -> int16 samples; an odd trailing byte of L16 (half a sample) is dropped."""
+        if self.encoding == "l16":
+            return np.frombuffer(payload[: len(payload) // 2 * 2], dtype="<i2").astype(np.int16)
+        return g711.decode(payload, "ulaw" if self.encoding == "mulaw" else "alaw")
 
 
 @dataclass(frozen=True)

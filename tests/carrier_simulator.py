@@ -23,8 +23,7 @@ from typing import Any
 import aiohttp
 import numpy as np
 
-from gateway.audio import g711
-from gateway.backends.base import Pcm
+from gateway.audio.frames import FRAME_SECONDS, Pcm
 from gateway.edges.mediastream.dialects.base import WireFormat
 
 WIRE = {
@@ -35,18 +34,6 @@ WIRE = {
     "vonage": WireFormat("l16", 16000),
 }
 CHUNK_FRAMES = {"exotel": 5}  # Exotel streams ~100 ms chunks
-
-
-def encode(pcm: Pcm, wire: WireFormat) -> bytes:
-    if wire.encoding == "l16":
-        return pcm.astype("<i2").tobytes()
-    return g711.encode(pcm, "ulaw" if wire.encoding == "mulaw" else "alaw").tobytes()
-
-
-def decode(payload: bytes, wire: WireFormat) -> Pcm:
-    if wire.encoding == "l16":
-        return np.frombuffer(payload, dtype="<i2").astype(np.int16)
-    return g711.decode(payload, "ulaw" if wire.encoding == "mulaw" else "alaw")
 
 
 @dataclass
@@ -369,11 +356,11 @@ class CarrierSimulator:
     def _outbound(self, message: str | bytes) -> tuple[str, Any]:
         """("audio", pcm) | ("mark", name) | ("clear", None) | ("other", data)."""
         if isinstance(message, bytes):
-            return "audio", decode(message, self.wire)
+            return "audio", self.wire.decode(message)
         data = json.loads(message)
         event = data.get("event") or data.get("action")
         if event in ("media", "playAudio"):
-            return "audio", decode(base64.b64decode(data["media"]["payload"]), self.wire)
+            return "audio", self.wire.decode(base64.b64decode(data["media"]["payload"]))
         if event == "mark":
             return "mark", data["mark"]["name"]
         if event == "checkpoint":
@@ -392,7 +379,7 @@ class CarrierSimulator:
         n = self.wire.rate // 50
         frames = len(self.caller) // n
         caller = self.caller[: frames * n]
-        wire_caller = decode(encode(caller, self.wire), self.wire)
+        wire_caller = self.wire.decode(self.wire.encode(caller))
         result = CarrierResult(self.dialect, self.wire, wire_caller)
         playback = _Playback(self.wire.rate, self.speed)
         try:
@@ -439,7 +426,7 @@ class CarrierSimulator:
                 player = asyncio.create_task(playback.run(echo))
                 for opening in self.opening():
                     await ws.send_str(opening)
-                period = 0.02 * step / self.speed
+                period = FRAME_SECONDS * step / self.speed
                 start = time.monotonic()
                 for k, i in enumerate(range(0, frames, step)):
                     due = start + k * period
@@ -452,7 +439,7 @@ class CarrierSimulator:
                         break
                     chunk = caller[i * n : (i + step) * n]
                     sent_at[i] = time.monotonic()
-                    message = self.media(encode(chunk, self.wire), k + 1, i * 20)
+                    message = self.media(self.wire.encode(chunk), k + 1, i * 20)
                     if isinstance(message, bytes):
                         await ws.send_bytes(message)
                     else:

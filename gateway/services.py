@@ -1,20 +1,16 @@
-"""`gateway serve`: start the configured services together, drain them on SIGTERM/SIGINT.
+"""The services of one `gateway serve` process, started together and drained on SIGTERM/SIGINT.
 
-A service is anything with `start()`, `drain(timeout)` and `stop()`. The SIP edge contributes one
-(`SipService`); other parts of the gateway (HTTP: metrics, WebRTC, media streams) add a builder to
-`SERVICE_BUILDERS` and are started alongside it.
+A service is anything with `start()`, `drain(timeout)` and `stop()`: the metrics writer, the SIP
+edge (`SipService`) and the HTTP app, as `gateway.runtime` assembles them.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Protocol
-
-from gateway.config.schema import GatewayConfig
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +23,6 @@ class Service(Protocol):
     async def drain(self, timeout: float) -> None: ...
 
     async def stop(self) -> None: ...
-
-
-# Each builder gets the parsed command line and the gateway configuration and returns its service,
-# or None when that part is disabled.
-ServiceBuilder = Callable[[argparse.Namespace, GatewayConfig], Service | None]
-SERVICE_BUILDERS: list[ServiceBuilder] = []
 
 
 async def run_services(services: Sequence[Service], drain_timeout: float) -> int:

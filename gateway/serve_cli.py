@@ -1,0 +1,99 @@
+"""Command line: `gateway serve`, the whole gateway in one process tree (`gateway.runtime`).
+
+`--session package.module:function` runs only the SIP edge, with that coroutine as every call's
+session (no metrics database, no HTTP edges): for load tests and SIP smoke tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    serve = sub.add_parser("serve", help="run the gateway's edges (SIP front, pjsua2 workers)")
+    serve.add_argument("--config", type=Path, default=None, help="gateway YAML (default: built-in)")
+    serve.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a key")
+    serve.add_argument("--sip-host", default=None, help="front address (sip.host)")
+    serve.add_argument("--sip-port", type=int, default=None, help="front port (sip.port)")
+    serve.add_argument("--workers", type=int, default=None, help="pjsua2 worker processes (sip.workers)")
+    serve.add_argument("--max-calls", type=int, default=None, help="calls in progress (sip.max_calls)")
+    serve.add_argument(
+        "--ring-delay", type=float, default=None, help="seconds of ringing before 200 OK (sip.ring_delay)"
+    )
+    serve.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=None,
+        help="seconds calls may finish on stop (sip.drain_timeout)",
+    )
+    serve.add_argument("--run-dir", type=Path, default=None, help="generated configs, sockets and logs")
+    serve.add_argument(
+        "--session",
+        default=None,
+        help="session coroutine as package.module:function, instead of the agents of the routes table "
+        "(no metrics database, no HTTP edges; for load tests and SIP smoke tests)",
+    )
+    serve.add_argument("--db", default=None, help="metrics database URL (default: database.url)")
+    serve.add_argument("--http-port", type=int, default=None, help="HTTP port (http.port; 0 = any free port)")
+    serve.set_defaults(func=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from gateway.config.errors import ConfigError
+    from gateway.config.loader import load_gateway_config
+    from gateway.edges.sip.service import SipService, check_tls_files, load_session_factory, plan_from_config
+    from gateway.metrics.schema import SchemaOutOfDate
+    from gateway.services import Service, run_services
+
+    overrides = list(args.set)
+    if args.sip_host is not None:
+        overrides.append(f"sip.host={args.sip_host}")
+    if args.sip_port is not None:
+        overrides.append(f"sip.port={args.sip_port}")
+    if args.http_port is not None:
+        overrides.append(f"http.port={args.http_port}")
+    try:
+        loaded = load_gateway_config(args.config, overrides)
+        cfg = loaded.config
+        try:
+            plan = plan_from_config(cfg, workers=args.workers, max_calls=args.max_calls)
+        except ValueError as exc:
+            raise loaded.error(("sip", "rtp_ports"), str(exc)) from None
+        tls_problems = check_tls_files(plan)
+        if tls_problems:
+            raise ConfigError.group(loaded.error(("sip", "tls", key), why) for key, why in tls_problems)
+    except ConfigError as exc:
+        print(f"gateway serve: {exc}", file=sys.stderr)
+        return 2
+    if args.ring_delay is not None:
+        plan.ring_delay = args.ring_delay
+    if args.drain_timeout is not None:
+        plan.drain_timeout = args.drain_timeout
+    plan.run_dir = args.run_dir
+    if args.session:
+        services: list[Service] = [SipService(plan, load_session_factory(args.session))]
+    else:
+        from gateway.runtime import EdgeUnavailable, GatewayRuntime
+
+        runtime = GatewayRuntime(cfg, args.db)
+        try:
+            services = runtime.services(plan)
+        except EdgeUnavailable as exc:
+            print(f"gateway serve: {exc}", file=sys.stderr)
+            return 2
+        agents = [r.agent for r in cfg.routes] + ([cfg.default_agent] if cfg.default_agent else [])
+        runtime.runner.warm_up(agents)
+        # Models and configs loaded above live for the whole process: keep them out of the garbage
+        # collector's generations, so its pauses stay short on the audio loop.
+        gc.collect()
+        gc.freeze()
+    try:
+        return asyncio.run(run_services(services, plan.drain_timeout))
+    except SchemaOutOfDate as exc:
+        print(f"gateway serve: {exc}", file=sys.stderr)
+        return 2
