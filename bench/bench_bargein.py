@@ -1,10 +1,17 @@
-"""Cost of the barge-in model per 100 ms step per call: one stream at a time vs many in one run.
+"""Cost of the barge-in detector (speech front end + model) per 100 ms step per call, single vs batched,
+and per second of whole calls.
 
-    python bench/bench_bargein.py [--calls 1 8 32 128] [--seconds 3]
+    python bench/bench_bargein.py [--calls 1 8 32 128] [--replay CALL.wav ...]
 
 A "step" is what the session does every 100 ms during an open overlap: push five 20 ms frames of caller
-and agent audio, then ask for the probability. The first query of an overlap also covers the 1.0 s
-before the onset; it is reported separately. CPU time is process time, onnxruntime with one thread.
+and agent audio, then ask for the probability. The first query of an overlap also computes the steps
+from 0.24 s before the onset (and the front end's 0.78 s of context); it is reported separately. CPU time
+is process time, onnxruntime with one thread. This part drives the detector alone (a component bench).
+
+`--replay` runs stereo call recordings through the whole turn pipeline (`gateway replay`'s Replayer:
+Silero VAD, echo gate, engine) twice, in adaptive and in vad mode, and reports the difference in CPU per
+second of call: what adaptive barge-in costs a call on average, overlaps and silences included (best of
+`--repeat` runs; noisy on a busy machine).
 """
 
 from __future__ import annotations
@@ -63,9 +70,39 @@ def run(calls: int, seconds: float, batched: bool) -> tuple[float, float]:
     return first * 1e6, per_step * 1e6
 
 
+def replay_cost(files: list[str], repeat: int) -> None:
+    from gateway.replay import Replayer
+    from gateway.turns.options import InterruptionOptions, TurnHandlingOptions
+    from gateway.turns.silero import SileroModel
+
+    model = SileroModel()
+    per_mode: dict[str, float] = {}
+    seconds = 0.0
+    for mode in ("vad", "adaptive"):
+        options = TurnHandlingOptions(interruption=InterruptionOptions(mode=mode, detector="onnx"))
+        replayer = Replayer(options, model=model)
+        best = float("inf")
+        for _ in range(repeat):
+            t0 = time.process_time()
+            seconds = sum(replayer.replay_file(f).duration for f in files)
+            best = min(best, time.process_time() - t0)
+        per_mode[mode] = best
+    extra = (per_mode["adaptive"] - per_mode["vad"]) / seconds
+    print(f"\n{len(files)} calls, {seconds:.0f} s of audio, whole pipeline (Replayer), CPU per call-second:")
+    print(f"  vad mode       {1000 * per_mode['vad'] / seconds:6.2f} ms  (baseline)")
+    print(
+        f"  adaptive mode  {1000 * per_mode['adaptive'] / seconds:6.2f} ms"
+        f"  ({per_mode['adaptive'] / per_mode['vad']:.2f}x)"
+    )
+    print(
+        f"  barge-in detector: {1000 * extra:.2f} ms per call-second = {extra * 100:.2f} % of a core per call"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--calls", type=int, nargs="+", default=[1, 8, 32, 128])
+    ap.add_argument("--replay", nargs="*", default=[], metavar="CALL.wav", help="stereo call recordings")
     ap.add_argument("--seconds", type=float, default=1.9, help="overlap length per measurement (<= 2 s)")
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
@@ -84,6 +121,8 @@ def main() -> None:
             path = "batched" if batched else "single"
             print(f"{calls:>5}  {path:>8}  {best[0]:>20.0f}  {best[1]:>20.1f}  {base / best[1]:>8.2f}x")
     print(f"\none core carries about {1e5 / base:.0f} overlapping calls in real time (single path)")
+    if args.replay:
+        replay_cost(args.replay, args.repeat)
 
 
 if __name__ == "__main__":

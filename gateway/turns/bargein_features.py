@@ -30,11 +30,6 @@ FMAX = 3500.0
 # Added to band energies before the logarithm (int16 full scale = 1.0): about -90 dBFS, so digital
 # silence and the noise floor of a quiet line map to a finite, constant value.
 ENERGY_FLOOR = 1e-9
-# The model sees 1.0 s before the onset and at most this many frames in all.
-PRE_ONSET_FRAMES = 100
-MAX_FRAMES = 300
-# The network downsamples time by this factor; windows are trimmed to a multiple of it.
-TIME_STRIDE = 4
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -74,3 +69,25 @@ def logmel(samples: npt.NDArray[np.generic], first_frame: int = 0) -> FloatArray
 def silence_frame() -> FloatArray:
     """The feature vector of digital silence (used to pad windows that start before the stream)."""
     return np.full((N_MELS,), np.log(ENERGY_FLOOR), dtype=np.float32)
+
+
+# -- steps of the speech front end (80 ms) -----------------------------------------------------------------
+#
+# The barge-in model reads one vector per 80 ms step: the caller's speech embedding
+# (`gateway.turns.speech_embedding`) and the mean log-mel energies of the caller line and of the agent
+# playout over the step's 8 frames. Step k ends at sample (k + 1) * STEP, like the embedding's steps.
+
+FRAMES_PER_STEP = 8
+STEP = FRAMES_PER_STEP * HOP
+
+
+def step_logmel(samples: npt.NDArray[np.generic], with_context: bool = False) -> FloatArray:
+    """Mean log-mel energies per step of the steps that lie entirely inside ``samples``.
+
+    With ``with_context``, ``samples`` starts ``WIN - HOP`` samples before the first step (the first
+    frame's left context); without, it starts at a step boundary and that context is taken as silence
+    (a stream's own beginning). Returns [n_steps, N_MELS].
+    """
+    lm = logmel(samples, first_frame=1 if with_context else 0)
+    n = len(lm) // FRAMES_PER_STEP
+    return lm[: n * FRAMES_PER_STEP].reshape(n, FRAMES_PER_STEP, N_MELS).mean(axis=1)

@@ -2,17 +2,19 @@
 
 Theory of operation
 -------------------
-A stream keeps the last few seconds of caller line audio and of the agent playout (8 kHz int16; a 16 kHz
-call is resampled on the way in). While an overlap is open the session asks `probability(onset)`. The
-model's window starts `PRE_ONSET_FRAMES` (1.0 s) before the onset and grows with the overlap up to
-`MAX_FRAMES`; the network is causal (strided convolutions, then a GRU, one output per 40 ms step), so the
-stream keeps the GRU state between queries and each query only computes the steps that are new since
-the last one (about 2-3 steps per 100 ms). The first query of an overlap computes the 1.0 s before the
-onset as well. Features are log-mel energies of both channels (`bargein_features`), computed from the
-buffered audio only for the frames the model needs, so pushing a frame is just a copy.
+A stream keeps the last seconds of caller line audio and of the agent playout (8 kHz int16; a 16 kHz call
+is resampled on the way in). Pushing a frame only copies it. While an overlap is open the session asks
+`probability(onset)`. The model reads one vector per 80 ms step (`bargein_features`): the caller's speech
+embedding from the front end learned from real speech (`speech_embedding`), and the mean log-mel energies
+of the caller line and of the agent playout. Its window starts at the step that holds `PRE_ONSET_S`
+(0.24 s) before the onset and grows with the overlap up to `MAX_STEPS`. The network is causal (a GRU, one
+output per step), so the stream keeps the GRU state between queries and each query computes only the
+steps that completed since the last one (one or two per 100 ms query; the first query of an overlap
+also computes the steps before the onset). Nothing is computed outside overlaps.
 
-`OnnxBargeInDetector.probability_batch` answers the queries of many streams with one onnxruntime run per
-distinct number of new steps (calls sharing a process share the run): same numbers as the per-stream path.
+`OnnxBargeInDetector.probability_batch` answers the queries of many streams together: one front-end run
+(mel, then embedding) for all their new steps, and one model run per distinct number of new steps. Same
+numbers as the per-stream path.
 """
 
 from __future__ import annotations
@@ -27,24 +29,16 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from gateway.turns.bargein_features import (
-    HOP,
-    MAX_FRAMES,
-    PRE_ONSET_FRAMES,
-    SAMPLE_RATE,
-    TIME_STRIDE,
-    WIN,
-    logmel,
-)
+from gateway.turns.bargein_features import HOP, SAMPLE_RATE, STEP, WIN, step_logmel
 from gateway.turns.detectors import DetectorError, Pcm
 from gateway.turns.model_files import model_file
+from gateway.turns.speech_embedding import EmbeddingStream, FrontEnd, embed_steps, shared_front_end
 
 DEFAULT_MODEL = model_file("bargein.onnx")
-# Frames of left context the first convolution needs before the first step of a window.
-CONTEXT_FRAMES = 6
-MAX_STEPS = (MAX_FRAMES - CONTEXT_FRAMES) // TIME_STRIDE
-# Audio kept per stream; a window never reaches further back than onset - 1.06 s and is capped at
-# MAX_FRAMES, so this only matters for queries that come very late.
+# The model's window starts at the step holding this long before the onset, and is capped at MAX_STEPS.
+PRE_ONSET_S = 0.24
+MAX_STEPS = 40
+# Audio kept per stream (the front end keeps its own 16 kHz copy of the caller line).
 BUFFER_SECONDS = 6.0
 
 F32 = npt.NDArray[np.float32]
@@ -88,8 +82,8 @@ class _Ring:
 
 @dataclass
 class _Overlap:
-    onset_frame: int
-    first_frame: int  # first frame of the window (onset - 1.0 s)
+    onset: float
+    first_step: int  # first step of the window
     steps: int = 0
     h: F32 | None = None
     prob: float = 0.0
@@ -97,13 +91,16 @@ class _Overlap:
 
 @dataclass
 class _Job:
-    """The model input for one stream's query."""
+    """One stream's query: the steps [k0, k1) to compute."""
 
     stream: OnnxBargeInStream
     overlap: _Overlap
-    steps: int
-    x_caller: F32
-    x_agent: F32
+    k0: int
+    k1: int
+
+    @property
+    def steps(self) -> int:
+        return self.k1 - self.k0
 
 
 class OnnxBargeInStream:
@@ -112,6 +109,7 @@ class OnnxBargeInStream:
         cap = int(BUFFER_SECONDS * SAMPLE_RATE)
         self._caller = _Ring(cap)
         self._agent = _Ring(cap)
+        self._front = EmbeddingStream()
         self._overlap: _Overlap | None = None
         self._resamplers: tuple[Any, Any] | None = None
         if detector.sample_rate != SAMPLE_RATE:
@@ -139,6 +137,7 @@ class OnnxBargeInStream:
             c, a = c[:n], a[:n]
         self._caller.append(c)
         self._agent.append(a)
+        self._front.push(c)
 
     def probability(self, onset: float) -> float:
         job = self._prepare(onset)
@@ -150,21 +149,23 @@ class OnnxBargeInStream:
     # -- internals ---------------------------------------------------------------------------------
 
     def _prepare(self, onset: float) -> _Job | None:
-        onset_frame = round(onset * SAMPLE_RATE / HOP)
         ov = self._overlap
-        if ov is None or ov.onset_frame != onset_frame:
-            ov = self._overlap = _Overlap(onset_frame, onset_frame - PRE_ONSET_FRAMES)
-        frames_avail = self.samples // HOP  # frame i is complete once (i + 1) * HOP samples arrived
-        total = min((frames_avail - ov.first_frame) // TIME_STRIDE, MAX_STEPS)
-        steps = total - ov.steps
-        if steps <= 0:
+        if ov is None or abs(ov.onset - onset) > 1e-6:
+            first = int(np.floor((onset - PRE_ONSET_S) * SAMPLE_RATE / STEP))
+            ov = self._overlap = _Overlap(onset, max(first, 0))
+            self._front.forget_before(ov.first_step)
+        total = min(self.samples // STEP - ov.first_step, MAX_STEPS)
+        if total <= ov.steps:
             return None
-        f0 = ov.first_frame + ov.steps * TIME_STRIDE - CONTEXT_FRAMES
-        f1 = ov.first_frame + total * TIME_STRIDE
-        a, b = f0 * HOP - (WIN - HOP), f1 * HOP
-        x_c = logmel(self._caller.read(a, b), first_frame=1)
-        x_a = logmel(self._agent.read(a, b), first_frame=1)
-        return _Job(self, ov, steps, x_c, x_a)
+        return _Job(self, ov, ov.first_step + ov.steps, ov.first_step + total)
+
+    def _levels(self, k0: int, k1: int) -> tuple[F32, F32]:
+        """Mean log-mel energies of the caller line and the agent playout for steps [k0, k1)."""
+        a, b = k0 * STEP - (WIN - HOP), k1 * STEP
+        return (
+            step_logmel(self._caller.read(a, b), with_context=True)[: k1 - k0],
+            step_logmel(self._agent.read(a, b), with_context=True)[: k1 - k0],
+        )
 
 
 class OnnxBargeInDetector:
@@ -175,7 +176,12 @@ class OnnxBargeInDetector:
 
     name = "bargein-onnx"
 
-    def __init__(self, model_path: str | Path | None = None, sample_rate: int = SAMPLE_RATE) -> None:
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        sample_rate: int = SAMPLE_RATE,
+        front: FrontEnd | None = None,
+    ) -> None:
         import onnxruntime as ort
 
         if model_path is None:
@@ -189,7 +195,11 @@ class OnnxBargeInDetector:
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         self._session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-        self._hidden = int(self._session.get_inputs()[2].shape[2])
+        self._hidden = int(self._session.get_inputs()[1].shape[2])
+        try:
+            self._front = front or shared_front_end()
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise DetectorError(f"speech front end could not be loaded: {exc}") from exc
         self._lock = threading.Lock()
         self.sample_rate = sample_rate
         self.model_path = path
@@ -212,25 +222,29 @@ class OnnxBargeInDetector:
         return out
 
     def run(self, jobs: Sequence[_Job]) -> None:
-        by_steps: dict[int, list[_Job]] = {}
-        for job in jobs:
-            by_steps.setdefault(job.steps, []).append(job)
+        try:
+            embs = embed_steps(self._front, [(j.stream._front, j.k0, j.k1) for j in jobs])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise DetectorError(f"speech front end failed: {exc}") from exc
+        by_steps: dict[int, list[tuple[_Job, F32]]] = {}
+        for job, emb in zip(jobs, embs, strict=True):
+            caller, agent = job.stream._levels(job.k0, job.k1)
+            by_steps.setdefault(job.steps, []).append((job, np.concatenate([emb, caller, agent], axis=1)))
         for group in by_steps.values():
-            xc = np.stack([j.x_caller for j in group])
-            xa = np.stack([j.x_agent for j in group])
+            x = np.stack([f for _, f in group]).astype(np.float32)
             h0 = np.stack(
                 [
                     j.overlap.h if j.overlap.h is not None else np.zeros((1, self._hidden), dtype=np.float32)
-                    for j in group
+                    for j, _ in group
                 ],
                 axis=1,
             )
             try:
                 with self._lock:
-                    prob, h = self._session.run(None, {"x_caller": xc, "x_agent": xa, "h0": h0})
+                    prob, h = self._session.run(None, {"x": x, "h0": h0})
             except Exception as exc:  # onnxruntime raises its own exception types
                 raise DetectorError(f"barge-in model failed: {exc}") from exc
-            for i, job in enumerate(group):
+            for i, (job, _) in enumerate(group):
                 job.overlap.h = np.ascontiguousarray(h[:, i, :])
                 job.overlap.steps += job.steps
                 job.overlap.prob = float(prob[i, -1])

@@ -1,14 +1,19 @@
 """Build the barge-in training/validation corpus: `python -m models.bargein.make_corpus`.
 
-Each clip is one overlap as the detector sees it: 3.0 s of caller line audio and agent playout, with the
-caller's sound starting at a true onset 0.7–1.15 s into the clip (the runtime window starts 1.0 s before
-the VAD onset, and VAD onsets come early or late). Classes: 0 interruption, 1 backchannel, 2 noise,
-3 echo only (the caller is silent; the line carries the agent's echo and background noise).
+Each clip is one overlap as the detector sees it: 3.6 s of caller line audio and agent playout, with the
+caller's sound starting at a true onset 1.25-1.7 s into the clip (the speech front end needs 0.78 s of audio
+before the first step the model reads, which starts up to 0.24 s before a VAD onset that comes early or
+late). Classes: 0 interruption, 1 backchannel, 2 noise, 3 echo only (the caller is silent; the line carries
+the agent's echo and background noise).
 
-Output (git-ignored): `models/bargein/corpus/{split}.npz` with log-mel features of both channels
-(float16 [N, 300, 24]), class, onset and end frames, and `{split}.jsonl` with every clip's recipe.
-Clip `i` of a split is generated from `SeedSequence([seed, split_id, i])` alone, so the corpus is the
-same whatever the worker count, and re-running it reproduces it bit for bit.
+Caller speech comes from several engines and from real people: espeak-ng (rendered here), and the render
+stores of `render_voices.py` / `models/voices/real.py` (SVOX Pico, Piper, RHVoice, real recorded speakers),
+drawn with the shares in `SOURCES`. flite and festival never appear here: they are the held-out test engines.
+
+Output (git-ignored): `models/bargein/corpus/{split}_audio.npz` with both channels as int16 [N, 28800], class,
+onset and end (seconds), and `{split}.jsonl` with every clip's recipe. `models/bargein/features.py` turns
+the audio into the model's step features with the runtime's own code. Clip `i` of a split is generated from
+`SeedSequence([seed, split_id, i])` alone, so the corpus is the same whatever the worker count.
 """
 
 from __future__ import annotations
@@ -26,38 +31,50 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from gateway.turns.bargein_features import logmel
 from models.bargein import synth
 from models.bargein.channel import active_rms, simulate
 from models.bargein.engines import RenderStore
 from models.bargein.phrases import SPLITS, Split, random_backchannel, random_interruption
 
 SR = 8000
-CLIP_S = 3.0
+CLIP_S = 3.6
+ONSET_RANGE = (1.25, 1.7)
 CLASSES = ("interruption", "backchannel", "noise", "echo")
 OUT = Path(__file__).parent / "corpus"
 # Share of training interruptions/backchannels that are generated utterances (see phrases.py).
 GENERATED_SHARE = 0.5
-SPLIT_IDS = {"train": 0, "val": 1, "test": 2, "train_piper": 3, "train_engines": 4}
+SPLIT_IDS = {"train": 0, "val": 1}
 DEFAULT_COUNTS = {
-    "train": {"interruption": 4000, "backchannel": 4000, "noise": 2400, "echo": 1200},
-    "val": {"interruption": 240, "backchannel": 200, "noise": 160, "echo": 80},
-    # Extra training clips whose caller speaks with the Piper voice (`piper_render.py` first; training
-    # split voices for the agent, phrases from the training lists): `train.py --extra train_piper`.
-    "train_piper": {"interruption": 1000, "backchannel": 1000, "noise": 0, "echo": 0},
-    # Extra training clips whose caller speaks with flite/festival voices (`engines.py` first).
-    "train_engines": {"interruption": 1500, "backchannel": 1500, "noise": 0, "echo": 0},
+    "train": {"interruption": 5000, "backchannel": 5000, "noise": 2400, "echo": 1200},
+    "val": {"interruption": 300, "backchannel": 300, "noise": 160, "echo": 80},
 }
-RENDERED_SPLITS = ("train_piper", "train_engines")
-PIPER_RENDERS = OUT / "piper_train.npz"
+# Where a speech clip's caller voice comes from, per split: (store name or "espeak-ng", share). A store that
+# was not rendered, or holds fewer than MIN_STORE_CLIPS clips of the class, is left out and the shares
+# renormalised (a smoke run works with espeak-ng alone; the real recordings hold almost no backchannels, so
+# they only ever speak interruptions).
+SOURCES = {
+    "train": (("espeak-ng", 0.35), ("voices_train", 0.5), ("real_train", 0.15)),
+    "val": (("espeak-ng", 0.4), ("voices_val", 0.6)),
+}
+MIN_STORE_CLIPS = 50
 
 
-@functools.lru_cache(maxsize=4)
-def render_store(split_name: str) -> RenderStore:
-    """The pre-rendered caller speech of an extra training split (Piper or flite/festival voices)."""
-    if split_name == "train_piper":
-        return RenderStore(PIPER_RENDERS, default_voice="piper:en_US-joe-medium")
-    return RenderStore(OUT / "engines_train.npz")
+@functools.lru_cache(maxsize=8)
+def render_store(name: str) -> RenderStore | None:
+    """A pre-rendered speech store of `corpus/` (see `render_voices.py`), or None if it was not rendered."""
+    path = OUT / f"{name}.npz"
+    return RenderStore(path) if path.exists() else None
+
+
+def _has_class(name: str, cls: int) -> bool:
+    store = render_store(name)
+    return store is not None and int(np.sum(store.cls == cls)) >= MIN_STORE_CLIPS
+
+
+def pick_source(rng: np.random.Generator, split_name: str, cls: int) -> str:
+    avail = [(n, w) for n, w in SOURCES[split_name] if n == "espeak-ng" or _has_class(n, cls)]
+    weights = np.array([w for _, w in avail])
+    return avail[int(rng.choice(len(avail), p=weights / weights.sum()))][0]
 
 
 @dataclass(frozen=True)
@@ -90,11 +107,11 @@ def agent_track(rng: np.random.Generator, split: Split, n: int, speaking_at: flo
     return out * rng.uniform(0.5, 1.0), voice
 
 
-def caller_event(
-    rng: np.random.Generator, split: Split, cls: int, rendered: str | None = None
-) -> tuple[np.ndarray, dict[str, Any]]:
-    if cls in (0, 1) and rendered:
-        x, meta = render_store(rendered).draw(rng, cls)
+def caller_event(rng: np.random.Generator, split: Split, cls: int) -> tuple[np.ndarray, dict[str, Any]]:
+    source = pick_source(rng, split.name, cls) if cls in (0, 1) else "espeak-ng"
+    store = render_store(source) if source != "espeak-ng" else None
+    if cls in (0, 1) and store is not None:
+        x, meta = store.draw(rng, cls)
         return x, dict(meta)
     if cls in (0, 1):
         phrases = split.interruptions if cls == 0 else split.backchannels
@@ -116,13 +133,12 @@ def caller_event(
 
 
 def make_clip(split_name: str, index: int, cls: int, seed: int) -> Clip:
-    split = SPLITS["train" if split_name in RENDERED_SPLITS else split_name]
+    split = SPLITS[split_name]
     rng = np.random.default_rng(np.random.SeedSequence([seed, SPLIT_IDS[split_name], index]))
     n = int(CLIP_S * SR)
-    onset = float(rng.uniform(0.7, 1.15))
+    onset = float(rng.uniform(*ONSET_RANGE))
     agent, agent_voice = agent_track(rng, split, n, onset)
-    rendered = split_name if split_name in RENDERED_SPLITS else None
-    event, meta = caller_event(rng, split, cls, rendered=rendered)
+    event, meta = caller_event(rng, split, cls)
     caller = np.zeros(n, dtype=np.float32)
     i = int(onset * SR)
     m = min(n - i, len(event))
@@ -151,7 +167,7 @@ def make_clip(split_name: str, index: int, cls: int, seed: int) -> Clip:
 
 def _job(args: tuple[str, int, int, int]) -> tuple[np.ndarray, np.ndarray, int, float, float, dict[str, Any]]:
     clip = make_clip(*args)
-    return logmel(clip.caller), logmel(clip.agent), clip.cls, clip.onset, clip.end, clip.meta
+    return clip.caller, clip.agent, clip.cls, clip.onset, clip.end, clip.meta
 
 
 def build(split: str, counts: dict[str, int], seed: int, workers: int, wav_examples: int) -> Path:
@@ -169,9 +185,9 @@ def build(split: str, counts: dict[str, int], seed: int, workers: int, wav_examp
     ctx = mp.get_context("fork")
     with ctx.Pool(workers) as pool:
         results = list(tqdm(pool.imap(_job, jobs, chunksize=8), total=len(jobs), desc=f"corpus {split}"))
-    caller = np.stack([r[0] for r in results]).astype(np.float16)
-    agent = np.stack([r[1] for r in results]).astype(np.float16)
-    path = OUT / f"{split}.npz"
+    caller = np.stack([r[0] for r in results]).astype(np.int16)
+    agent = np.stack([r[1] for r in results]).astype(np.int16)
+    path = OUT / f"{split}_audio.npz"
     np.savez(
         path,
         caller=caller,
