@@ -12,6 +12,8 @@ import argparse
 import sys
 from typing import Any
 
+from gateway.config.cli_args import add_set_option
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -20,14 +22,7 @@ def register(subparsers: Any) -> None:
         description="Validate agent and gateway YAML files; errors name the file, line and key.",
     )
     parser.add_argument("files", nargs="+", metavar="FILE", help="agent or gateway YAML file")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY.PATH=VALUE",
-        help="override a value, e.g. interruption.mode=vad (repeatable)",
-    )
+    add_set_option(parser)
     parser.add_argument(
         "--kind",
         choices=("agent", "gateway"),

@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.config.cli_args import add_set_option
+
 ONSET_SLACK = 0.25
 END_SLACK = 0.6
 MODES = ("adaptive", "vad")
@@ -406,7 +408,7 @@ def register(sub: Any) -> None:
     )
     parser.add_argument("directory", type=Path, metavar="DIR")
     parser.add_argument("--config", help="agent YAML passed to gateway replay")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE")
+    add_set_option(parser)
     parser.add_argument(
         "--cooldown",
         type=float,

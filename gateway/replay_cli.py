@@ -8,6 +8,8 @@ import logging
 import sys
 from typing import Any
 
+from gateway.config.cli_args import add_set_option
+
 log = logging.getLogger(__name__)
 
 
@@ -23,14 +25,7 @@ def register(sub: Any) -> None:
     )
     parser.add_argument("files", nargs="+", metavar="FILE.wav")
     parser.add_argument("--config", help="agent YAML (default: built-in defaults)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY.PATH=VALUE",
-        help="override a configuration value, e.g. --set interruption.mode=vad (repeatable)",
-    )
+    add_set_option(parser)
     parser.add_argument(
         "--all-events",
         action="store_true",

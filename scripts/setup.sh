@@ -33,11 +33,14 @@ if [[ ! -x .venv/bin/python ]]; then
   "$python" -m venv .venv
   .venv/bin/pip install -q --upgrade pip >&2
 fi
-# Reinstall only when the project's requirements changed since the last install.
-stamp=".venv/.installed-$(sha1sum pyproject.toml | cut -c1-12)${extras}"
+# Reinstall only when the project's requirements changed since the last install. Dependencies come
+# from scripts/requirements.lock (exact versions and sha256 hashes; scripts/lock.sh regenerates it),
+# then the gateway itself without dependencies.
+stamp=".venv/.installed-$(cat pyproject.toml scripts/requirements.lock | sha1sum | cut -c1-12)${extras}"
 if [[ ! -f "$stamp" ]]; then
-  echo "setup: installing the gateway${extras} into .venv" >&2
-  .venv/bin/pip install -q -e ".${extras}" >&2
+  echo "setup: installing the locked dependencies and the gateway${extras} into .venv" >&2
+  .venv/bin/pip install -q --require-hashes -r scripts/requirements.lock >&2
+  .venv/bin/pip install -q --no-deps -e ".${extras}" >&2
   rm -f .venv/.installed-*
   touch "$stamp"
 fi

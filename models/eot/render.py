@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import numpy.typing as npt
 
-from models.bargein.channel import active_rms, draw_params, simulate
+from models.bargein.channel import ChannelParams, active_rms, draw_params, simulate
 from models.bargein.synth import speech
 from models.eot.phrases import Turn
 
@@ -78,17 +78,43 @@ def render_turn(
             text = text if flat else text + ("," if rng.random() < 0.8 else "...")
         s = int(np.clip(speed + rng.integers(-10, 11), 80, 260))
         p = int(np.clip(pitch + rng.integers(-5, 6), 0, 99))
-        x = speech(text, voice, speed=s, pitch=p) * np.float32(10 ** (rng.uniform(-3, 3) / 20))
-        pause = 0.0 if i == len(turn) - 1 else float(rng.uniform(*pause_range))
-        segments.append(Segment(t, t + len(x) / SR, part.text, part.final, flat, pause))
-        audio.append(x.astype(np.float32))
-        t += len(x) / SR
-        if pause:
-            audio.append(np.zeros(int(SR * pause), dtype=np.float32))
-            t += int(SR * pause) / SR
+        x = speech(text, voice, speed=s, pitch=p)
+        last = i == len(turn) - 1
+        t = place_part(rng, audio, segments, t, x, part.text, part.final, flat, last, pause_range)
+    line, params = to_line(rng, audio, tail)
+    return Rendered(line, segments, voice, speed, pitch, {"channel": params.to_dict()})
+
+
+def place_part(
+    rng: np.random.Generator,
+    audio: list[np.ndarray],
+    segments: list[Segment],
+    t: float,
+    x: np.ndarray,
+    text: str,
+    final: bool,
+    flat: bool,
+    last: bool,
+    pause_range: tuple[float, float],
+) -> float:
+    """Append one synthesised part (level varied ±3 dB) and, unless it is the last, a hesitation pause;
+    returns the time after them."""
+    x = np.asarray(x, dtype=np.float32) * np.float32(10 ** (rng.uniform(-3, 3) / 20))
+    pause = 0.0 if last else float(rng.uniform(*pause_range))
+    segments.append(Segment(t, t + len(x) / SR, text, final, flat, pause))
+    audio.append(x.astype(np.float32))
+    t += len(x) / SR
+    if pause:
+        audio.append(np.zeros(int(SR * pause), dtype=np.float32))
+        t += int(SR * pause) / SR
+    return t
+
+
+def to_line(rng: np.random.Generator, audio: list[np.ndarray], tail: float) -> tuple[I16, ChannelParams]:
+    """The turn's parts, `tail` seconds of silence after them, through the telephony channel (no echo)."""
     audio.append(np.zeros(int(SR * tail), dtype=np.float32))
     clean = np.concatenate(audio).astype(np.float32)
     params = replace(draw_params(rng, echo_prob=0.0), echo=False)
     voiced = np.concatenate([a for a in audio if np.any(a)])
     line, _, params = simulate(clean, np.zeros_like(clean), rng, params, speech_level_ref=active_rms(voiced))
-    return Rendered(line, segments, voice, speed, pitch, {"channel": params.to_dict()})
+    return line, params

@@ -8,13 +8,10 @@ hesitation pauses and the call goes through the barge-in recipe's telephony chan
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 
-from models.bargein.channel import active_rms, draw_params, simulate
 from models.eot.phrases import Turn
-from models.eot.render import SR, Rendered, Segment
+from models.eot.render import SR, Rendered, Segment, place_part, to_line
 from models.eot.voices import VoiceDraw
 from models.voices import tts
 
@@ -51,19 +48,9 @@ def render_turn_tts(
     t = len(audio[0]) / SR
     segments: list[Segment] = []
     for i, (part, x) in enumerate(zip(turn, pcms, strict=True)):
-        x = np.asarray(x, dtype=np.float32) * np.float32(10 ** (rng.uniform(-3, 3) / 20))
-        pause = 0.0 if i == len(turn) - 1 else float(rng.uniform(*pause_range))
-        segments.append(Segment(t, t + len(x) / SR, part.text, part.final, flats[i], pause))
-        audio.append(x)
-        t += len(x) / SR
-        if pause:
-            audio.append(np.zeros(int(SR * pause), dtype=np.float32))
-            t += int(SR * pause) / SR
-    audio.append(np.zeros(int(SR * tail), dtype=np.float32))
-    clean = np.concatenate(audio).astype(np.float32)
-    params = replace(draw_params(rng, echo_prob=0.0), echo=False)
-    voiced = np.concatenate([a for a in audio if np.any(a)])
-    line, _, params = simulate(clean, np.zeros_like(clean), rng, params, speech_level_ref=active_rms(voiced))
+        last = i == len(turn) - 1
+        t = place_part(rng, audio, segments, t, x, part.text, part.final, flats[i], last, pause_range)
+    line, params = to_line(rng, audio, tail)
     return Rendered(
         line,
         segments,
