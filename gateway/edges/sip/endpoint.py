@@ -42,6 +42,37 @@ def codec_priorities(available: Sequence[str], wanted: Sequence[str]) -> dict[st
     return prio
 
 
+def _transport_config(opts: EndpointOptions, port: int) -> pj.TransportConfig:
+    cfg = pj.TransportConfig()
+    cfg.port = port
+    cfg.boundAddress = opts.host
+    if opts.public_address:
+        cfg.publicAddress = opts.public_address
+    return cfg
+
+
+def _udp_and_tcp(ep: pj.Endpoint, opts: EndpointOptions, attempts: int = 8) -> str:
+    """Bind UDP (and TCP on the same port number, when asked); returns the port as text.
+
+    With `sip_port` 0 the OS picks the UDP port, and that number may already be taken for TCP (by a
+    listener or a connection of another process): then the UDP transport is closed and another port
+    tried, instead of failing. An explicit port that is taken fails at once.
+    """
+    for attempt in range(attempts):
+        udp_id = ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, _transport_config(opts, opts.sip_port))
+        port = str(ep.transportGetInfo(udp_id).localName.rsplit(":", 1)[1])
+        if not opts.tcp:
+            return port
+        try:
+            ep.transportCreate(pj.PJSIP_TRANSPORT_TCP, _transport_config(opts, int(port)))
+            return port
+        except pj.Error:
+            if opts.sip_port or attempt == attempts - 1:
+                raise
+            ep.transportClose(udp_id)
+    raise AssertionError("unreachable")
+
+
 def create_endpoint(opts: EndpointOptions) -> tuple[pj.Endpoint, int]:
     """Create, configure and start an endpoint; returns it and the bound SIP port."""
     ep = pj.Endpoint()
@@ -64,20 +95,7 @@ def create_endpoint(opts: EndpointOptions) -> tuple[pj.Endpoint, int]:
     ep.libInit(cfg)
     ep.audDevManager().setNullDev()
 
-    tcfg = pj.TransportConfig()
-    tcfg.port = opts.sip_port
-    tcfg.boundAddress = opts.host
-    if opts.public_address:
-        tcfg.publicAddress = opts.public_address
-    udp_id = ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
-    port = ep.transportGetInfo(udp_id).localName.rsplit(":", 1)[1]
-    if opts.tcp:
-        tcp_cfg = pj.TransportConfig()
-        tcp_cfg.port = int(port)
-        tcp_cfg.boundAddress = opts.host
-        if opts.public_address:
-            tcp_cfg.publicAddress = opts.public_address
-        ep.transportCreate(pj.PJSIP_TRANSPORT_TCP, tcp_cfg)
+    port = _udp_and_tcp(ep, opts)
     if opts.tls:
         # Any free port: it also listens, but calls it places reuse their outgoing connection.
         # The server's certificate is not verified (tests use self-signed ones).
