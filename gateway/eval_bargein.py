@@ -3,8 +3,10 @@
 Each `NAME.wav` in DIR (stereo: caller, agent) has a sidecar `NAME.json` as written by
 `python -m models.bargein.scenarios`: `agent_turns` [{start, end}] and `events` [{class, onset, end,
 turn, in_start_cooldown}] with class interruption | backchannel | noise | silent. The files go through
-`gateway replay`'s Replayer twice (`--set interruption.mode=adaptive` and `=vad`, plus any
-`--config` / `--set` given here), and the emitted `interruption` events are matched to the labels:
+`gateway replay`'s Replayer three times (`--set interruption.mode=adaptive` with
+`interruption.lexical_check.enabled=false` ("adaptive": the acoustic model alone) and `=true`
+("adaptive_lexical": with the lexical check), and `interruption.mode=vad`, plus any `--config` / `--set`
+given here), and the emitted `interruption` events are matched to the labels:
 
 * an interruption *matches* a labelled caller event when its onset lies in
   [event onset - ONSET_SLACK, event end + END_SLACK]; the first match counts, later ones are duplicates;
@@ -30,7 +32,31 @@ from gateway.config.cli_args import add_set_option
 
 ONSET_SLACK = 0.25
 END_SLACK = 0.6
-MODES = ("adaptive", "vad")
+MODES = ("adaptive", "adaptive_lexical", "vad")
+# replay settings per mode (before the caller's --set overrides)
+MODE_SETS: dict[str, tuple[str, ...]] = {
+    "adaptive": ("interruption.mode=adaptive", "interruption.lexical_check.enabled=false"),
+    "adaptive_lexical": ("interruption.mode=adaptive", "interruption.lexical_check.enabled=true"),
+    "vad": ("interruption.mode=vad",),
+}
+
+
+@dataclass
+class ReplayCost:
+    """CPU of the lexical checks' decodes in one mode's replay."""
+
+    decode_seconds: list[float] = field(default_factory=list)
+    call_seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, float]:
+        d = self.decode_seconds
+        return {
+            "decodes": len(d),
+            "decode_median_ms": 1000 * _percentile(d, 50) if d else float("nan"),
+            "decode_p95_ms": 1000 * _percentile(d, 95) if d else float("nan"),
+            "ms_per_call_second": 1000 * sum(d) / self.call_seconds if self.call_seconds else float("nan"),
+            "call_seconds": self.call_seconds,
+        }
 
 
 @dataclass(frozen=True)
@@ -227,17 +253,37 @@ def by_group(files: Sequence[tuple[Sequence[Label], FileScore]], key: str = "eng
     return {name: aggregate(g) for name, g in sorted(groups.items())}
 
 
-def group_table(adaptive: dict[str, Metrics], vad: dict[str, Metrics], title: str) -> str:
-    head = (title, "int.", "bc.", "precision a / v", "recall a / v", "bc false a / v", "median / p95 ms (a)")
+def group_table(
+    adaptive: dict[str, Metrics],
+    vad: dict[str, Metrics],
+    title: str,
+    lexical: dict[str, Metrics] | None = None,
+) -> str:
+    """Rows per group: adaptive / vad, or adaptive / adaptive_lexical / vad when `lexical` is given."""
+    cols = [adaptive] + ([lexical] if lexical is not None else []) + [vad]
+    tag = "a / l / v" if lexical is not None else "a / v"
+
+    def each(name: str, get: Any) -> str:
+        return " / ".join(get(c[name]) for c in cols)
+
+    head = (
+        title,
+        "int.",
+        "bc.",
+        f"precision {tag}",
+        f"recall {tag}",
+        f"bc false {tag}",
+        f"median / p95 ms ({tag[:-4]})",
+    )
     rows = [
         (
             name,
             str(a.interruptions),
             str(a.backchannels),
-            f"{_fmt(a.precision)} / {_fmt(vad[name].precision)}",
-            f"{_fmt(a.recall)} / {_fmt(vad[name].recall)}",
-            f"{_fmt(a.backchannel_false_rate, True)} / {_fmt(vad[name].backchannel_false_rate, True)}",
-            f"{a.latency_median_ms:.0f} / {a.latency_p95_ms:.0f}",
+            each(name, lambda m: _fmt(m.precision)),
+            each(name, lambda m: _fmt(m.recall)),
+            each(name, lambda m: _fmt(m.backchannel_false_rate, True)),
+            " / ".join(f"{c[name].latency_median_ms:.0f}-{c[name].latency_p95_ms:.0f}" for c in cols[:-1]),
         )
         for name, a in adaptive.items()
     ]
@@ -290,21 +336,30 @@ def parse_replay(lines: Iterable[str]) -> dict[str, list[Decision]]:
     return out
 
 
-def run_replay(files: Sequence[Path], mode: str, config: str | None, overrides: Sequence[str]) -> list[str]:
-    """The lines `gateway replay FILES --set interruption.mode=MODE [--config ...] [--set ...]`
-    prints, from the same Replayer in this process (adaptive mode uses the ONNX detector unless
-    an override names another)."""
+def run_replay(
+    files: Sequence[Path],
+    mode: str,
+    config: str | None,
+    overrides: Sequence[str],
+    cost: ReplayCost | None = None,
+) -> list[str]:
+    """The lines `gateway replay FILES --set ... [--config ...] [--set ...]` prints for MODE
+    (`MODE_SETS`), from the same Replayer in this process (adaptive modes use the ONNX detector
+    unless an override names another). `cost` collects the lexical checks' CPU."""
     from gateway.config.loader import load_agent_config
     from gateway.replay import Replayer
 
-    sets = [f"interruption.mode={mode}", *overrides]
-    if mode == "adaptive" and not any(o.startswith("interruption.detector=") for o in overrides):
+    sets = [*MODE_SETS.get(mode, (f"interruption.mode={mode}",)), *overrides]
+    if mode.startswith("adaptive") and not any(o.startswith("interruption.detector=") for o in overrides):
         sets.append("interruption.detector=onnx")
     replayer = Replayer(load_agent_config(config, sets).config.turn_handling.to_options())
     lines: list[str] = []
     for path in files:
         result = replayer.replay_file(path, label=str(path))
         lines += [json.dumps(row) for row in result.contract_events()]
+        if cost is not None:
+            cost.decode_seconds += result.lexical_seconds
+            cost.call_seconds += result.duration
     return lines
 
 
@@ -314,48 +369,67 @@ def _fmt(value: float, pct: bool = False) -> str:
     return f"{100 * value:.1f} %" if pct else f"{value:.3f}"
 
 
-def table(results: dict[str, Metrics], rejection: tuple[float, int], cooldown: float = 1.0) -> str:
-    a, v = results["adaptive"], results["vad"]
+def table(
+    results: dict[str, Metrics],
+    rejection: dict[str, tuple[float, int]],
+    cooldown: float = 1.0,
+    cost: ReplayCost | None = None,
+) -> str:
+    """One column per mode of `results` (in `MODES` order), and the targets."""
+    modes = [m for m in MODES if m in results]
+    ms = [results[m] for m in modes]
+    a = ms[0]
+
+    def row(name: str, values: list[str], target: str) -> tuple[str, ...]:
+        return (name, *values, target)
+
     rows = [
-        ("precision (after cooldown)", _fmt(a.precision), _fmt(v.precision), ">= 0.97"),
-        ("recall (after cooldown)", _fmt(a.recall), _fmt(v.recall), ">= 0.99"),
-        ("recall inside start cooldown", _fmt(a.recall_in_cooldown), _fmt(v.recall_in_cooldown), ""),
-        (
-            "false interruptions: backchannels",
-            _fmt(a.backchannel_false_rate, True),
-            _fmt(v.backchannel_false_rate, True),
-            "<= 5 %",
+        row("precision (after cooldown)", [_fmt(m.precision) for m in ms], ">= 0.97"),
+        row("recall (after cooldown)", [_fmt(m.recall) for m in ms], ">= 0.99"),
+        row("recall inside start cooldown", [_fmt(m.recall_in_cooldown) for m in ms], ""),
+        row(
+            "false interruptions: backchannels", [_fmt(m.backchannel_false_rate, True) for m in ms], "<= 5 %"
         ),
-        (
-            "false interruptions: noises",
-            _fmt(a.noise_false_rate, True),
-            _fmt(v.noise_false_rate, True),
-            "<= 2 %",
+        row("false interruptions: noises", [_fmt(m.noise_false_rate, True) for m in ms], "<= 2 %"),
+        row(
+            "VAD false triggers rejected",
+            [f"{_fmt(rejection[m][0], True)} of {rejection[m][1]}" if m in rejection else "-" for m in modes],
+            ">= 90 %",
         ),
-        ("VAD false triggers rejected", f"{_fmt(rejection[0], True)} of {rejection[1]}", "-", ">= 90 %"),
-        (
-            "median latency from true onset",
-            f"{a.latency_median_ms:.0f} ms",
-            f"{v.latency_median_ms:.0f} ms",
-            "<= 300 ms",
-        ),
-        (
-            "p95 latency from true onset",
-            f"{a.latency_p95_ms:.0f} ms",
-            f"{v.latency_p95_ms:.0f} ms",
-            "<= 600 ms",
-        ),
-        (
-            "line-triggered (echo/noise only), after cooldown",
-            str(a.echo_triggered),
-            str(v.echo_triggered),
-            "0",
-        ),
-        ("  of which in turns the caller is silent", str(a.echo_silent_turns), str(v.echo_silent_turns), "0"),
-        ("line-triggered inside start cooldown (VAD)", str(a.echo_in_cooldown), str(v.echo_in_cooldown), ""),
+        row("median latency from true onset", [f"{m.latency_median_ms:.0f} ms" for m in ms], "<= 300 ms"),
+        row("p95 latency from true onset", [f"{m.latency_p95_ms:.0f} ms" for m in ms], "<= 600 ms"),
+        row("line-triggered (echo/noise only), after cooldown", [str(m.echo_triggered) for m in ms], "0"),
+        row("  of which in turns the caller is silent", [str(m.echo_silent_turns) for m in ms], "0"),
+        row("line-triggered inside start cooldown (VAD)", [str(m.echo_in_cooldown) for m in ms], ""),
     ]
-    head = ("metric", "adaptive", "vad", "target")
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
+    if cost is not None and cost.decode_seconds:
+        c = cost.to_dict()
+        rows.append(
+            row(
+                "lexical decodes: CPU median / p95 per decode",
+                [
+                    f"{c['decode_median_ms']:.0f} / {c['decode_p95_ms']:.0f} ms"
+                    if m == "adaptive_lexical"
+                    else "-"
+                    for m in modes
+                ],
+                "",
+            )
+        )
+        rows.append(
+            row(
+                "lexical decodes: CPU per call-second",
+                [
+                    f"{c['ms_per_call_second']:.2f} ms ({c['decodes']} decodes)"
+                    if m == "adaptive_lexical"
+                    else "-"
+                    for m in modes
+                ],
+                "",
+            )
+        )
+    head = ("metric", *modes, "target")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     lines = [
         f"labelled: {a.interruptions} interruptions after cooldown, {a.backchannels} backchannels, "
         f"{a.noises} noises, {a.silent_turns} silent agent turns (start cooldown {cooldown:g} s)",
@@ -373,19 +447,21 @@ def evaluate(
     replay_out: Path | None = None,
     cooldown: float = 1.0,
     replay_in: Path | None = None,
-) -> tuple[dict[str, Metrics], tuple[float, int], dict[str, dict[str, dict[str, Metrics]]]]:
-    """Overall metrics per mode, VAD false-trigger rejection, and per-group metrics
-    (`groups[mode]["engine" | "voice"][name]`)."""
+    cost: ReplayCost | None = None,
+) -> tuple[dict[str, Metrics], dict[str, tuple[float, int]], dict[str, dict[str, dict[str, Metrics]]]]:
+    """Overall metrics per mode, VAD false-trigger rejection per adaptive mode, and per-group metrics
+    (`groups[mode]["engine" | "voice"][name]`). `cost` collects the lexical checks' CPU."""
     wavs = sorted(p for p in directory.glob("*.wav") if p.with_suffix(".json").exists())
     if not wavs:
         raise FileNotFoundError(f"no labelled WAVs (NAME.wav + NAME.json) in {directory}")
     labelled = {str(p): load_labels(p.with_suffix(".json")) for p in wavs}
     per_mode: dict[str, list[tuple[Sequence[Label], FileScore]]] = {}
-    for mode in MODES:
+    modes = [m for m in MODES if replay_in is None or (replay_in / f"replay_{m}.jsonl").exists()]
+    for mode in modes:
         if replay_in is not None:
             lines = (replay_in / f"replay_{mode}.jsonl").read_text().splitlines()
         else:
-            lines = run_replay(wavs, mode, config, overrides)
+            lines = run_replay(wavs, mode, config, overrides, cost if mode == "adaptive_lexical" else None)
         if replay_out is not None:
             replay_out.mkdir(parents=True, exist_ok=True)
             (replay_out / f"replay_{mode}.jsonl").write_text("\n".join(lines) + "\n")
@@ -394,9 +470,10 @@ def evaluate(
             (labels, score_file(turns, labels, decisions.get(name, []), cooldown))
             for name, (turns, labels) in labelled.items()
         ]
-    results = {mode: aggregate(per_mode[mode]) for mode in MODES}
-    groups = {mode: {k: by_group(per_mode[mode], k) for k in ("engine", "voice")} for mode in MODES}
-    return results, false_trigger_rejection(per_mode["adaptive"], per_mode["vad"]), groups
+    results = {mode: aggregate(per_mode[mode]) for mode in modes}
+    groups = {mode: {k: by_group(per_mode[mode], k) for k in ("engine", "voice")} for mode in modes}
+    rejection = {m: false_trigger_rejection(per_mode[m], per_mode["vad"]) for m in modes if m != "vad"}
+    return results, rejection, groups
 
 
 def register(sub: Any) -> None:
@@ -426,17 +503,25 @@ def register(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    cost = ReplayCost()
     results, rejection, groups = evaluate(
-        args.directory, args.config, args.overrides, args.keep_replay, args.cooldown, args.from_replay
+        args.directory, args.config, args.overrides, args.keep_replay, args.cooldown, args.from_replay, cost
     )
-    print(table(results, rejection, args.cooldown))
+    print(table(results, rejection, args.cooldown, cost))
     for key in ("engine", "voice"):
         if groups["adaptive"][key]:
             print()
-            print(group_table(groups["adaptive"][key], groups["vad"][key], f"caller {key}"))
+            lexical = groups["adaptive_lexical"][key] if "adaptive_lexical" in groups else None
+            print(group_table(groups["adaptive"][key], groups["vad"][key], f"caller {key}", lexical))
     if args.json:
         data: dict[str, Any] = {m: r.to_dict() for m, r in results.items()}
-        data["vad_false_triggers_rejected"] = {"fraction": rejection[0], "of": rejection[1]}
+        data["vad_false_triggers_rejected"] = {
+            "fraction": rejection["adaptive"][0],
+            "of": rejection["adaptive"][1],
+            **{m: {"fraction": f, "of": n} for m, (f, n) in rejection.items()},
+        }
+        if cost.decode_seconds:
+            data["lexical_cost"] = cost.to_dict()
         data["per_group"] = {
             mode: {k: {n: m.to_dict() for n, m in g.items()} for k, g in by_key.items()}
             for mode, by_key in groups.items()

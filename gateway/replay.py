@@ -27,6 +27,7 @@ from gateway.turns.events import (
     ResumePlayout,
     StopPlayout,
 )
+from gateway.turns.lexical import InlineLexicalRunner, shared_checker
 from gateway.turns.options import TurnHandlingOptions
 from gateway.turns.pipeline import TurnPipeline
 from gateway.turns.registry import bargein_detector, end_of_turn_detector
@@ -65,6 +66,8 @@ class ReplayResult:
     duration: float = 0.0
     bargein_requests: int = 0
     bargein_seconds: float = 0.0
+    # CPU seconds of each lexical check's decode (interruption.lexical_check)
+    lexical_seconds: list[float] = field(default_factory=list)
 
     def contract_events(self) -> list[dict[str, object]]:
         rows = []
@@ -104,8 +107,19 @@ class Replayer:
             from dataclasses import replace
 
             options = replace(options, vad=replace(options.vad, sample_rate=rate))
+        lexical = None
+        if self._bargein is not None and options.interruption.lexical_check.enabled:
+            lexical = InlineLexicalRunner(
+                shared_checker(
+                    options.interruption.backchannel_lexicon, options.interruption.lexical_check.commands
+                )
+            )
         pipeline = TurnPipeline(
-            options, VadStream(self.model, rate), bargein=self._bargein, end_of_turn=self._eot
+            options,
+            VadStream(self.model, rate),
+            bargein=self._bargein,
+            end_of_turn=self._eot,
+            lexical=lexical,
         )
         result = ReplayResult(file=label, duration=len(caller) / rate)
         channel = _AgentChannel()
@@ -122,6 +136,8 @@ class Replayer:
             result.events += pipeline.agent_speech_end(channel.last_audible_end)
         result.bargein_requests = pipeline.bargein_cost.requests
         result.bargein_seconds = pipeline.bargein_cost.seconds
+        if lexical is not None:
+            result.lexical_seconds = list(lexical.cpu_seconds)
         return result
 
 

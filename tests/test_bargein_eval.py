@@ -10,6 +10,7 @@ import pytest
 from gateway.eval_bargein import (
     Decision,
     Label,
+    ReplayCost,
     Turn,
     aggregate,
     by_group,
@@ -122,7 +123,7 @@ def test_parse_replay_and_table() -> None:
     assert parsed["a.wav"] == [Decision(3.3, 3.05, "adaptive", 0.9)]
     assert parsed["b.wav"] == []
     m = aggregate([(LABELS, score_file(TURNS, LABELS, parsed["a.wav"]))])
-    text = table({"adaptive": m, "vad": m}, (1.0, 2))
+    text = table({"adaptive": m, "vad": m}, {"adaptive": (1.0, 2)})
     assert "precision" in text and "100.0 % of 2" in text
 
 
@@ -146,3 +147,14 @@ def test_per_engine_and_voice_rows() -> None:
     assert voices["flite:slt"].recall == 0.0 and voices["flite:awb"].recall == 1.0
     text = group_table(engines, engines, "caller engine")
     assert "festival" in text.splitlines()[2] and "flite" in text.splitlines()[3]
+
+
+def test_three_mode_table_and_lexical_cost() -> None:
+    m = aggregate([(LABELS, score_file(TURNS, LABELS, [Decision(3.3, 3.05)]))])
+    cost = ReplayCost(decode_seconds=[0.02, 0.04, 0.2], call_seconds=100.0)
+    text = table({"adaptive": m, "adaptive_lexical": m, "vad": m}, {"adaptive": (1.0, 2)}, cost=cost)
+    head = text.splitlines()[1]
+    assert head.index("adaptive ") < head.index("adaptive_lexical") < head.index("vad")
+    assert "40 / 184 ms" in text and "2.60 ms (3 decodes)" in text
+    rows = group_table({"x": m}, {"x": m}, "caller engine", lexical={"x": m})
+    assert "a / l / v" in rows

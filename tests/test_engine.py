@@ -18,7 +18,13 @@ from gateway.turns.events import (
     StopPlayout,
     Word,
 )
-from gateway.turns.options import BackchannelBoundary, InterruptionOptions, TurnHandlingOptions
+from gateway.turns.lexical import LexicalCheck
+from gateway.turns.options import (
+    BackchannelBoundary,
+    InterruptionOptions,
+    LexicalCheckOptions,
+    TurnHandlingOptions,
+)
 
 
 def opts(**interruption: object) -> TurnHandlingOptions:
@@ -484,3 +490,106 @@ def test_an_interruption_decided_in_the_pause_makes_the_pause_the_end_of_the_tur
     assert run.types[-2:] == ["stop_playout", "end_of_turn"]
     (eot,) = run.of(EndOfTurn)
     assert eot.delay_ms == pytest.approx(520, abs=25)  # type: ignore[attr-defined]
+
+
+# -- adaptive mode with the lexical check ------------------------------------------------------
+
+
+def lexical_opts(**lexical: object) -> TurnHandlingOptions:
+    check = replace(LexicalCheckOptions(enabled=True), **lexical)
+    return opts(mode="adaptive", threshold=0.5, lexical_check=check)
+
+
+def lexical_run(**lexical: object) -> Run:
+    run = Run(TurnEngine(lexical_opts(**lexical), has_lexical=True))
+    run("agent_speech_start", 0.0)
+    return run
+
+
+def checks(run: Run) -> list[LexicalCheck]:
+    return [e for e in run.events if isinstance(e, LexicalCheck)]
+
+
+def test_lexical_check_is_asked_when_the_model_leans_and_a_command_decides_early() -> None:
+    run = lexical_run(lean=0.3, preroll=0.2)
+    run.speak(onset=3.0, voiced_until=3.2)
+    run("bargein_probability", 3.2, 0.2)
+    assert not checks(run)
+    run("bargein_probability", 3.3, 0.35)  # leans, below the threshold: ask, do not decide
+    (check,) = checks(run)
+    assert (check.t, check.onset, check.start) == (3.3, 3.0, pytest.approx(2.8))
+    assert not run.of(Interruption)
+    run("bargein_probability", 3.4, 0.4)  # the decode is in flight: no second request
+    assert len(checks(run)) == 1
+    run("lexical_verdict", 3.42, 3.0, "command", 3.3)
+    (interruption,) = run.of(Interruption)
+    assert isinstance(interruption, Interruption)
+    assert interruption.t == 3.42 and interruption.mode == "adaptive" and interruption.probability == 0.4
+
+
+def test_cue_verdict_vetoes_the_model_and_the_overlap_ends_as_a_backchannel() -> None:
+    run = lexical_run()
+    run.speak(onset=2.0, voiced_until=2.3)
+    run("bargein_probability", 2.3, 0.8)  # the model says "interrupt": held, a check asked
+    assert len(checks(run)) == 1 and not run.of(Interruption)
+    run("lexical_verdict", 2.36, 2.0, "cue", 2.3)
+    assert not run.of(Interruption)
+    run("user_speech_end", 2.4, 2.3)
+    run("bargein_probability", 2.4, 0.9)  # still vetoed: nothing said since the decoded audio
+    run.ticks(2.42, 3.2)
+    assert len(checks(run)) == 1
+    assert not run.of(Interruption)
+    (bc,) = run.of(Backchannel)
+    assert isinstance(bc, Backchannel) and bc.probability == 0.9
+
+
+def test_other_words_confirm_a_held_interruption_when_the_verdict_arrives() -> None:
+    run = lexical_run()
+    run.speak(onset=2.0, voiced_until=2.3)
+    run("bargein_probability", 2.3, 0.7)
+    assert not run.of(Interruption)
+    run("tick", 2.34)
+    run("lexical_verdict", 2.36, 2.0, "other", 2.3)
+    (interruption,) = run.of(Interruption)
+    assert (
+        isinstance(interruption, Interruption) and interruption.t == 2.36 and interruption.probability == 0.7
+    )
+
+
+def test_a_missing_verdict_holds_an_interruption_until_the_deadline_only() -> None:
+    run = lexical_run(max_delay=0.6)
+    run.speak(onset=2.0, voiced_until=2.3)
+    run("bargein_probability", 2.3, 0.7)
+    run.ticks(2.32, 2.58)
+    assert not run.of(Interruption)
+    run.ticks(2.6, 2.7)
+    (interruption,) = run.of(Interruption)
+    assert isinstance(interruption, Interruption)
+    assert interruption.t == pytest.approx(2.6) and interruption.latency_ms == pytest.approx(600.0)
+    # the verdict arriving after the decision changes nothing
+    assert run("lexical_verdict", 2.9, 2.0, "cue", 2.3) == []
+
+
+def test_a_stale_cue_veto_expires_while_the_caller_keeps_talking() -> None:
+    run = lexical_run(veto_span=0.5, max_checks=1)
+    run.speak(onset=2.0, voiced_until=2.3)
+    run("bargein_probability", 2.3, 0.8)
+    run("lexical_verdict", 2.35, 2.0, "cue", 2.3)
+    run("bargein_probability", 2.7, 0.8)  # no decode left to refresh the veto (max_checks)
+    assert len(checks(run)) == 1 and not run.of(Interruption)
+    run.ticks(2.72, 2.82)
+    (interruption,) = run.of(Interruption)
+    assert isinstance(interruption, Interruption) and interruption.t == pytest.approx(2.8)
+
+
+def test_a_verdict_for_another_overlap_is_ignored_and_without_a_runner_nothing_waits() -> None:
+    run = lexical_run()
+    run.speak(onset=2.0, voiced_until=2.3)
+    run("bargein_probability", 2.3, 0.4)
+    assert run("lexical_verdict", 2.35, 1.0, "command", 2.3) == []  # not this overlap's onset
+    # an engine whose driver runs no lexical checks decides on the model alone
+    plain = Run(TurnEngine(lexical_opts(), has_lexical=False))
+    plain("agent_speech_start", 0.0)
+    plain.speak(onset=2.0, voiced_until=2.3)
+    plain("bargein_probability", 2.3, 0.7)
+    assert not checks(plain) and len(plain.of(Interruption)) == 1

@@ -52,6 +52,8 @@ from gateway.turns.events import (
     StopPlayout,
     UserSpeechEnd,
 )
+from gateway.turns.lexical import ThreadedLexicalRunner, shared_checker
+from gateway.turns.options import TurnHandlingOptions
 from gateway.turns.pipeline import TurnPipeline
 from gateway.turns.silero import SileroModel
 from gateway.turns.vad import VadStream
@@ -111,6 +113,15 @@ class _Reply:
     tts_first_audio: float | None = None
 
 
+def _lexical_runner(options: TurnHandlingOptions) -> ThreadedLexicalRunner | None:
+    """Lexical checks decode in the process's worker thread (the decoder loads there on first use,
+    so no frame of any call waits for it; verdicts come back through the pipeline every frame)."""
+    check = options.interruption.lexical_check
+    if not check.enabled:
+        return None
+    return ThreadedLexicalRunner(shared_checker(options.interruption.backchannel_lexicon, check.commands))
+
+
 class CallSession:
     def __init__(
         self,
@@ -130,12 +141,14 @@ class CallSession:
         self.rate = transport.info.sample_rate
         options = agent.turn_handling.to_options()
         options = replace(options, vad=replace(options.vad, sample_rate=self.rate))
+        bargein = detectors.bargein if options.interruption.mode == "adaptive" else None
         self.pipeline = TurnPipeline(
             options,
             VadStream(detectors.vad, self.rate),
-            bargein=detectors.bargein if options.interruption.mode == "adaptive" else None,
+            bargein=bargein,
             end_of_turn=detectors.end_of_turn if options.turn_detection == "model" else None,
             has_stt=self.backends.stt is not None,
+            lexical=_lexical_runner(options) if bargein is not None else None,
         )
         self.playout = Playout(self.rate)
         self.messages: list[ChatMessage] = []

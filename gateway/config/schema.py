@@ -31,6 +31,7 @@ from gateway.turns.options import (
     BackchannelBoundary,
     EndpointingOptions,
     InterruptionOptions,
+    LexicalCheckOptions,
     TurnHandlingOptions,
     VadOptions,
 )
@@ -151,6 +152,24 @@ def _detector_name(value: Any) -> Any:
 DetectorName = Annotated[str, BeforeValidator(_detector_name)]
 
 
+class LexicalCheckConfig(Section):
+    """interruption.lexical_check: decoded caller words as evidence for adaptive barge-in."""
+
+    enabled: bool = _INT.lexical_check.enabled
+    lean: Probability = _INT.lexical_check.lean
+    max_delay: Seconds = _INT.lexical_check.max_delay
+    veto_span: Seconds = _INT.lexical_check.veto_span
+    recheck: PositiveSeconds = _INT.lexical_check.recheck
+    preroll: Seconds = _INT.lexical_check.preroll
+    max_checks: Annotated[int, BeforeValidator(_not_bool), Field(ge=1)] = _INT.lexical_check.max_checks
+    commands: tuple[str, ...] = _INT.lexical_check.commands
+
+    @field_validator("commands")
+    @classmethod
+    def _commands(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(w.strip().lower() for w in v if w.strip()))
+
+
 class InterruptionConfig(Section):
     enabled: bool = _INT.enabled
     mode: Literal["vad", "adaptive"] = _INT.mode
@@ -167,6 +186,7 @@ class InterruptionConfig(Section):
     backchannel_lexicon: tuple[str, ...] = _INT.backchannel_lexicon
     overlap_max_pause: Seconds = _INT.overlap_max_pause
     detector: DetectorName = _INT.detector
+    lexical_check: LexicalCheckConfig = LexicalCheckConfig()
 
     @field_validator("detector_interval")
     @classmethod
@@ -268,6 +288,7 @@ class TurnHandlingConfig(Section):
                 backchannel_lexicon=i.backchannel_lexicon,
                 detector=i.detector,
                 overlap_max_pause=i.overlap_max_pause,
+                lexical_check=LexicalCheckOptions(**i.lexical_check.model_dump()),
             ),
             turn_detector=self.turn_detector,
             vad=VadOptions(**self.vad.model_dump()),

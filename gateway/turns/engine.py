@@ -77,6 +77,7 @@ from gateway.turns.events import (
     UserSpeechStart,
     Word,
 )
+from gateway.turns.lexical import LexicalCheck, LexicalVerdict
 from gateway.turns.options import TurnHandlingOptions
 
 # Words that arrive with timings slightly before the VAD onset still belong to the utterance.
@@ -127,6 +128,13 @@ class _Overlap:
     last_end: float | None = None
     pause_until: float = 0.0
     utterances: list[_Utterance] = field(default_factory=list)
+    # Lexical check (interruption.lexical_check): decodes asked, the `t` of the one in flight, the
+    # newest verdict and the audio end it covers, and the probability of an interruption held for it.
+    lexical_checks: int = 0
+    lexical_in_flight: float | None = None
+    lexical_verdict: LexicalVerdict | None = None
+    lexical_covered: float = 0.0
+    held_probability: float | None = None
 
 
 @dataclass
@@ -154,9 +162,13 @@ class _PendingTurn:
 class TurnEngine:
     """Sans-I/O turn-taking state machine; see the module docstring."""
 
-    def __init__(self, options: TurnHandlingOptions | None = None, *, has_stt: bool = False) -> None:
+    def __init__(
+        self, options: TurnHandlingOptions | None = None, *, has_stt: bool = False, has_lexical: bool = False
+    ) -> None:
         self.options = options or TurnHandlingOptions()
         self.has_stt = has_stt
+        # The driver can run lexical checks (LexicalCheck events -> lexical_verdict()).
+        self.has_lexical = has_lexical
         self.agent = AgentState.SILENT
         self.user = UserState.SILENT
         self.now = 0.0
@@ -320,7 +332,34 @@ class TurnEngine:
         overlap.max_probability = max(probability, overlap.max_probability or 0.0)
         out: list[Event] = []
         if probability >= self.options.interruption.threshold and self._words_ok():
-            out += self._interrupt(t, "adaptive", probability)
+            if self._lexical_on():
+                out += self._lexical_gate(t, overlap, probability)
+            else:
+                out += self._interrupt(t, "adaptive", probability)
+        elif self._lexical_on():
+            overlap.held_probability = None  # the model no longer says "interrupt"
+            if probability >= self.options.interruption.lexical_check.lean:
+                out += self._ask_lexical(t, overlap)
+        return out + self._fire_timers(t)
+
+    def lexical_verdict(self, t: float, onset: float, verdict: LexicalVerdict, asked: float) -> list[Event]:
+        """The verdict of the lexical check asked at `asked` for the overlap that began at `onset`,
+        known at `t`. A verdict for an overlap that is already decided or closed changes nothing."""
+        self._advance(t)
+        overlap = self._overlap
+        if overlap is None or abs(overlap.onset - onset) > 1e-6 or not self._adaptive_active(t):
+            return self._fire_timers(t)
+        if overlap.lexical_in_flight is not None and abs(overlap.lexical_in_flight - asked) < 1e-6:
+            overlap.lexical_in_flight = None
+        out: list[Event] = []
+        if asked >= overlap.lexical_covered:
+            overlap.lexical_verdict, overlap.lexical_covered = verdict, asked
+            if verdict == "command" and self._words_ok():
+                out += self._interrupt(t, "adaptive", overlap.max_probability)
+            elif verdict in ("other", "none") and overlap.held_probability is not None:
+                out += self._interrupt(t, "adaptive", overlap.held_probability)
+            elif overlap.held_probability is not None:
+                out += self._ask_lexical(t, overlap)  # a cue: keep listening while the caller goes on
         return out + self._fire_timers(t)
 
     def bargein_failed(self, t: float, reason: str) -> list[Event]:
@@ -376,7 +415,7 @@ class TurnEngine:
 
     def tick(self, t: float) -> list[Event]:
         self._advance(t)
-        return self._check_vad_rule(t) + self._fire_timers(t)
+        return self._check_vad_rule(t) + self._release_held(t) + self._fire_timers(t)
 
     # -- internals ------------------------------------------------------------------------------
 
@@ -403,6 +442,58 @@ class TurnEngine:
             and not self.fallback
             and not self._in_start_boundary(t)
         )
+
+    # -- lexical check (barge-in) ----------------------------------------------------------------
+
+    def _lexical_on(self) -> bool:
+        return self.has_lexical and self.options.interruption.lexical_check.enabled
+
+    def _lexical_gate(self, t: float, overlap: _Overlap, probability: float) -> list[Event]:
+        """The model says "interrupt": a cue verdict vetoes, a command or other words confirm, no
+        verdict yet holds the interruption until one arrives or the deadline passes."""
+        if overlap.lexical_verdict in ("command", "other", "none"):
+            return self._interrupt(t, "adaptive", probability)
+        overlap.held_probability = max(probability, overlap.held_probability or 0.0)
+        return self._ask_lexical(t, overlap) + self._release_held(t)
+
+    def _ask_lexical(self, t: float, overlap: _Overlap) -> list[Event]:
+        opts = self.options.interruption.lexical_check
+        if overlap.lexical_in_flight is not None or overlap.lexical_checks >= opts.max_checks:
+            return []
+        if overlap.lexical_verdict == "command":
+            return []
+        if overlap.lexical_checks > 0 and (
+            t - overlap.lexical_covered < opts.recheck - 1e-9 or not self._spoke_after(overlap)
+        ):
+            return []
+        overlap.lexical_checks += 1
+        overlap.lexical_in_flight = t
+        return [LexicalCheck(t, onset=overlap.onset, start=overlap.onset - opts.preroll)]
+
+    def _spoke_after(self, overlap: _Overlap) -> bool:
+        """The caller spoke after the audio the newest verdict covered."""
+        if self.user is UserState.SPEAKING:
+            return True
+        return overlap.last_end is not None and overlap.last_end > overlap.lexical_covered + 1e-9
+
+    def _release_held(self, t: float) -> list[Event]:
+        """A held interruption whose verdict is late (no verdict by `max_delay` after the onset) or
+        whose cue veto has gone stale (`veto_span` after the audio it covered) is decided now."""
+        overlap = self._overlap
+        if overlap is None or overlap.held_probability is None or not self._adaptive_active(t):
+            return []
+        opts = self.options.interruption.lexical_check
+        if overlap.lexical_verdict is None:
+            late = t >= overlap.onset + opts.max_delay - 1e-9
+        else:
+            late = (
+                overlap.lexical_verdict == "cue"
+                and t >= overlap.lexical_covered + opts.veto_span - 1e-9
+                and self._spoke_after(overlap)
+            )
+        if late and self._words_ok():
+            return self._interrupt(t, "adaptive", overlap.held_probability)
+        return []
 
     def _close_as_backchannel(self, t: float) -> list[Event]:
         overlap = self._overlap

@@ -53,6 +53,35 @@ class BackchannelBoundary:
 
 
 @dataclass(frozen=True)
+class LexicalCheckOptions:
+    """Lexical evidence for adaptive barge-in (`gateway/turns/lexical.py`): while an overlap is open and
+    the barge-in probability reaches `lean`, the caller's words since the onset are decoded off the
+    frame path; only cue words veto an interruption, a command word confirms one (and decides as soon
+    as it is heard), anything else leaves the decision to the acoustic model."""
+
+    enabled: bool = False
+    # Barge-in probability at which a decode is asked (below `threshold`, so a verdict can be ready
+    # when the model crosses it).
+    lean: float = 0.3
+    # A held interruption (the model said yes, the verdict is not in) is decided at the latest this
+    # long after the overlap's onset: a slow decode never holds it longer.
+    max_delay: float = 0.6
+    # A cue verdict vetoes for this long after the audio it covered; the caller still speaking after
+    # that needs a new decode (asked every `recheck` seconds of new audio) to stay vetoed.
+    veto_span: float = 0.5
+    recheck: float = 0.3
+    # Audio before the VAD onset included in the decode.
+    preroll: float = 0.2
+    # Decodes per overlap at most.
+    max_checks: int = 6
+    # Words that confirm an interruption (matched per word, lower case).
+    commands: tuple[str, ...] = (
+        "wait", "stop", "hold", "hang", "pause", "no", "nope", "sorry", "actually", "excuse", "listen",
+        "hey", "cancel",
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
 class InterruptionOptions:
     enabled: bool = True
     mode: InterruptionMode = "adaptive"
@@ -79,6 +108,8 @@ class InterruptionOptions:
     # Which barge-in detector adaptive mode uses: "auto" (the bundled ONNX model when present,
     # else "heuristic"), "onnx", "heuristic", or a "module:factory" import path.
     detector: str = "auto"
+    # Lexical evidence for adaptive mode (decoded caller words): see LexicalCheckOptions.
+    lexical_check: LexicalCheckOptions = field(default_factory=LexicalCheckOptions)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,12 @@ agent's audio starts and stops being audible.
 
 Detector answers are checked against `interruption.detector_timeout` with an injected clock
 (`perf_counter` by default): an exception or a late answer makes the engine fall back to VAD mode.
+
+Lexical checks (`interruption.lexical_check`): the engine's `LexicalCheck` events name a span of caller
+audio; the pipeline cuts it from its ring of recent caller audio and hands it to a `LexicalRunner`, and
+feeds the runner's finished verdicts back to the engine at the start of a later frame. Live calls use a
+worker thread (`ThreadedLexicalRunner`); replay decodes inline and releases each verdict after the
+decode's measured CPU time (`InlineLexicalRunner`), so no frame waits for a decode in either.
 """
 
 from __future__ import annotations
@@ -19,15 +25,19 @@ import numpy as np
 
 from gateway.audio.frames import Framer, Pcm
 from gateway.audio.resample import StreamResampler
+from gateway.audio.ringbuffer import RingBuffer
 from gateway.turns.detectors import BargeInDetector, BargeInStream, EndOfTurnDetector, EndOfTurnStream
 from gateway.turns.echo_gate import EchoGate
 from gateway.turns.engine import TurnEngine
 from gateway.turns.events import Event, Word
+from gateway.turns.lexical import LexicalCheck, LexicalJob, LexicalRunner
 from gateway.turns.options import TurnHandlingOptions
 from gateway.turns.vad import SpeechEnded, SpeechStarted, VadChunk, VadSegmenter, VadStream
 
 # How often the end-of-turn detector is asked again while silence grows.
 EOT_INTERVAL = 0.1
+# Caller audio kept for lexical checks (an overlap is decided within a few seconds).
+LEXICAL_HISTORY_SECONDS = 8.0
 
 
 @dataclass
@@ -54,9 +64,11 @@ class TurnPipeline:
         end_of_turn: EndOfTurnDetector | None = None,
         has_stt: bool = False,
         clock: Callable[[], float] = time.perf_counter,
+        lexical: LexicalRunner | None = None,
     ) -> None:
         self.options = options
-        self.engine = TurnEngine(options, has_stt=has_stt)
+        self._lexical = lexical if options.interruption.lexical_check.enabled else None
+        self.engine = TurnEngine(options, has_stt=has_stt, has_lexical=self._lexical is not None)
         self.vad = vad
         self.segmenter = VadSegmenter(options.vad)
         self.sample_rate = options.vad.sample_rate
@@ -70,6 +82,10 @@ class TurnPipeline:
             _RateAdapter(self.sample_rate, end_of_turn.sample_rate) if end_of_turn is not None else None
         )
         self._clock = clock
+        self._caller_ring = (
+            RingBuffer(int(LEXICAL_HISTORY_SECONDS * self.sample_rate)) if self._lexical is not None else None
+        )
+        self.lexical_checks = 0
         self._t = 0.0
         self._last_bargein_query = -1.0
         self._last_eot_query = -1.0
@@ -109,6 +125,11 @@ class TurnPipeline:
         if self._pending_fallback:
             out += self.engine.bargein_failed(self._t, self._pending_fallback)
             self._pending_fallback = ""
+        if self._lexical is not None:
+            for result in self._lexical.ready(self._t):
+                out += self.engine.lexical_verdict(self._t, result.onset, result.verdict, result.asked)
+        if self._caller_ring is not None:
+            self._caller_ring.write(caller)
         if agent is None:
             agent = np.zeros_like(caller)
         if self._bargein is not None and self._bargein_feed is not None:
@@ -132,7 +153,7 @@ class TurnPipeline:
         out += self.engine.tick(self._t)
         out += self._ask_bargein()
         out += self._ask_end_of_turn()
-        return out
+        return self._run_lexical_checks(out)
 
     def finish(self) -> list[Event]:
         """The audio ended: close the caller's open utterance where its voiced audio ended."""
@@ -159,6 +180,24 @@ class TurnPipeline:
         if elapsed > self.options.interruption.detector_timeout:
             return engine.bargein_failed(self._t, f"detector answered in {elapsed * 1000:.0f} ms")
         return engine.bargein_probability(self._t, probability)
+
+    def _run_lexical_checks(self, events: list[Event]) -> list[Event]:
+        """Hand the engine's lexical check requests to the runner; they are not passed on."""
+        if self._lexical is None or self._caller_ring is None:
+            return events
+        out: list[Event] = []
+        for event in events:
+            if not isinstance(event, LexicalCheck):
+                out.append(event)
+                continue
+            ring = self._caller_ring
+            start = max(ring.available_from, round(event.start * self.sample_rate))
+            stop = min(ring.total_written, round(event.t * self.sample_rate))
+            if stop <= start:
+                continue
+            self.lexical_checks += 1
+            self._lexical.submit(LexicalJob(event.onset, event.t, ring.read(start, stop), self.sample_rate))
+        return out
 
     def _ask_end_of_turn(self) -> list[Event]:
         engine, stream = self.engine, self._eot

@@ -172,8 +172,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     store = None
     if args.store:
-        if any("test" not in path.stem for path in args.store):
-            ap.error("--store takes held-out stores only (voices_test*.npz, real_test.npz)")
+        held_out = "val" if args.split == "val" else "test"
+        if any(held_out not in path.stem for path in args.store):
+            ap.error(
+                "--store takes held-out stores only (voices_test*.npz, real_test.npz; "
+                "with --split val the validation store voices_val.npz)"
+            )
         store = RenderStore(list(args.store))
         if args.voices:
             store = store.subset(

@@ -9,7 +9,6 @@ pronunciations (`to(2)`) reported as the word.
 
 from __future__ import annotations
 
-import io
 import re
 import tempfile
 import threading
@@ -21,6 +20,7 @@ from gateway.audio.frames import Pcm
 from gateway.backends.options import ProviderOptions
 from gateway.backends.stt.batch import BatchEngine, BatchStt, EngineWord
 from gateway.config.loader import LoadedAgent
+from gateway.turns.phrase_lm import write_phrase_lm
 
 SPHINX_FRAME_SECONDS = 0.01  # PocketSphinx's default frame rate is 100 frames/s
 _ALTERNATE = re.compile(r"\(\d+\)$")
@@ -30,19 +30,6 @@ class Options(ProviderOptions):
     phrases: list[str] = Field(default_factory=list)
     dither: bool = True
     padding: float = Field(default=0.15, ge=0, le=1)
-
-
-def _phrase_lm(phrases: list[str], directory: Path) -> Path:
-    from pocketsphinx.lm import ArpaBoLM
-
-    lm = ArpaBoLM(add_start=True, case="lower")
-    text = "\n".join(re.sub(r"[^\w' ]+", " ", p) for p in phrases)
-    lm.read_corpus(io.StringIO(text))
-    lm.compute()
-    path = directory / "phrases.arpa"
-    with path.open("w") as f:
-        lm.write(f)
-    return path
 
 
 class PocketSphinxEngine(BatchEngine):
@@ -56,7 +43,7 @@ class PocketSphinxEngine(BatchEngine):
         kwargs: dict[str, object] = {"samprate": self.rate, "loglevel": "FATAL", "dither": options.dither}
         if options.phrases:
             self._tmp = tempfile.TemporaryDirectory(prefix="pocketsphinx-")
-            kwargs["lm"] = str(_phrase_lm(options.phrases, Path(self._tmp.name)))
+            kwargs["lm"] = str(write_phrase_lm(options.phrases, Path(self._tmp.name) / "phrases.arpa"))
             self.model = "en-us+phrases"
         self._decoder = Decoder(**kwargs)
         self._lock = threading.Lock()
