@@ -9,9 +9,10 @@ from 0.24 s before the onset (and the front end's 0.78 s of context); it is repo
 is process time, onnxruntime with one thread. This part drives the detector alone (a component bench).
 
 `--replay` runs stereo call recordings through the whole turn pipeline (`gateway replay`'s Replayer:
-Silero VAD, echo gate, engine) twice, in adaptive and in vad mode, and reports the difference in CPU per
-second of call: what adaptive barge-in costs a call on average, overlaps and silences included (best of
-`--repeat` runs; noisy on a busy machine).
+Silero VAD, echo gate, engine) in vad mode, adaptive mode, and adaptive mode with the lexical check
+(`interruption.lexical_check`, PocketSphinx decodes of the overlap's words), and reports the difference
+in CPU per second of call: what adaptive barge-in costs a call on average, overlaps and silences
+included, and the lexical decodes' CPU per decode (best of `--repeat` runs; noisy on a busy machine).
 """
 
 from __future__ import annotations
@@ -72,20 +73,28 @@ def run(calls: int, seconds: float, batched: bool) -> tuple[float, float]:
 
 def replay_cost(files: list[str], repeat: int) -> None:
     from gateway.replay import Replayer
-    from gateway.turns.options import InterruptionOptions, TurnHandlingOptions
+    from gateway.turns.options import InterruptionOptions, LexicalCheckOptions, TurnHandlingOptions
     from gateway.turns.silero import SileroModel
 
     model = SileroModel()
     per_mode: dict[str, float] = {}
     seconds = 0.0
-    for mode in ("vad", "adaptive"):
-        options = TurnHandlingOptions(interruption=InterruptionOptions(mode=mode, detector="onnx"))
-        replayer = Replayer(options, model=model)
+    decodes: list[float] = []
+    for mode in ("vad", "adaptive", "lexical"):
+        interruption = InterruptionOptions(
+            mode="vad" if mode == "vad" else "adaptive",
+            detector="onnx",
+            lexical_check=LexicalCheckOptions(enabled=mode == "lexical"),
+        )
+        replayer = Replayer(TurnHandlingOptions(interruption=interruption), model=model)
         best = float("inf")
         for _ in range(repeat):
             t0 = time.process_time()
-            seconds = sum(replayer.replay_file(f).duration for f in files)
+            results = [replayer.replay_file(f) for f in files]
             best = min(best, time.process_time() - t0)
+            seconds = sum(r.duration for r in results)
+            if mode == "lexical":
+                decodes = [d for r in results for d in r.lexical_seconds]
         per_mode[mode] = best
     extra = (per_mode["adaptive"] - per_mode["vad"]) / seconds
     print(f"\n{len(files)} calls, {seconds:.0f} s of audio, whole pipeline (Replayer), CPU per call-second:")
@@ -95,8 +104,20 @@ def replay_cost(files: list[str], repeat: int) -> None:
         f"  ({per_mode['adaptive'] / per_mode['vad']:.2f}x)"
     )
     print(
+        f"  adaptive + lexical check  {1000 * per_mode['lexical'] / seconds:6.2f} ms"
+        f"  ({per_mode['lexical'] / per_mode['vad']:.2f}x)"
+    )
+    print(
         f"  barge-in detector: {1000 * extra:.2f} ms per call-second = {extra * 100:.2f} % of a core per call"
     )
+    lexical = (per_mode["lexical"] - per_mode["adaptive"]) / seconds
+    if decodes:
+        print(
+            f"  lexical check: {1000 * lexical:.2f} ms per call-second = {lexical * 100:.2f} % of a core"
+            " per call;"
+            f" {len(decodes)} decodes, CPU median {1000 * float(np.median(decodes)):.0f} ms,"
+            f" p95 {1000 * float(np.percentile(decodes, 95)):.0f} ms per decode"
+        )
 
 
 def main() -> None:

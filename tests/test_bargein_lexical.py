@@ -4,14 +4,20 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+from audio_fixtures import espeak, place
+from test_pipeline import RATE, ScriptedDetector, run
 
+from gateway.audio.frames import Pcm
 from gateway.audio.wav import read_wav
+from gateway.turns.events import Interruption
 from gateway.turns.lexical import (
     InlineLexicalRunner,
+    LexicalCheck,
     LexicalJob,
     PocketSphinxLexicon,
     ThreadedLexicalRunner,
@@ -19,7 +25,15 @@ from gateway.turns.lexical import (
     lexicon_phrases,
     normalise_word,
 )
-from gateway.turns.options import DEFAULT_BACKCHANNEL_LEXICON, LexicalCheckOptions
+from gateway.turns.options import (
+    DEFAULT_BACKCHANNEL_LEXICON,
+    InterruptionOptions,
+    LexicalCheckOptions,
+    TurnHandlingOptions,
+)
+from gateway.turns.pipeline import TurnPipeline
+from gateway.turns.silero import SileroModel
+from gateway.turns.vad import VadStream
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bargein"
 COMMANDS = LexicalCheckOptions().commands
@@ -107,3 +121,43 @@ def test_threaded_runner_hands_back_finished_decodes() -> None:
     runner._futures[0].result(timeout=10)  # wait for the worker, not for time
     (result,) = runner.ready(2.4)
     assert result.verdict == "cue" and result.words == ("okay",)
+
+
+class _CueChecker:
+    """A lexical decoder that hears only cue words and says how much audio it got."""
+
+    def __init__(self) -> None:
+        self.spans: list[int] = []
+
+    def check(self, pcm: Pcm, rate: int) -> tuple[str, tuple[str, ...]]:
+        self.spans.append(len(pcm))
+        return "cue", ("okay",)
+
+
+def test_lexical_check_vetoes_through_the_pipeline_after_the_decodes_cpu_time() -> None:
+    agent = place(
+        8.0, [(0.2, espeak("Your appointment is confirmed for Tuesday at three in the afternoon."))]
+    )
+    caller = place(8.0, [(2.5, espeak("no no, wait, that is the wrong day", voice="en-gb"))])
+    model = SileroModel()
+    options = replace(
+        TurnHandlingOptions(),
+        interruption=replace(
+            InterruptionOptions(), lexical_check=LexicalCheckOptions(enabled=True, preroll=0.2, max_checks=1)
+        ),
+    )
+    checker = _CueChecker()
+    cpu = iter([0.0, 0.05] * 10)  # every decode takes 50 ms of CPU
+    runner = InlineLexicalRunner(checker, clock=lambda: next(cpu))
+    pipeline = TurnPipeline(
+        options, VadStream(model, RATE), bargein=ScriptedDetector(0.9), lexical=runner, clock=lambda: 0.0
+    )
+    events = run(pipeline, caller, agent)
+    assert not [e for e in events if isinstance(e, LexicalCheck)]  # the pipeline consumes its requests
+    assert pipeline.lexical_checks == 1 and len(checker.spans) == 1
+    assert checker.spans[0] >= int(0.2 * RATE)  # the onset's pre-roll and the overlap so far
+    # vetoed while fresh, then the caller kept talking ("no no, wait, that is the wrong day": 2 s),
+    # and with no decode left the stale veto lets the model decide
+    (interruption,) = [e for e in events if isinstance(e, Interruption)]
+    assert isinstance(interruption, Interruption) and interruption.mode == "adaptive"
+    assert interruption.latency_ms >= 500 and interruption.requests > 1  # held past the veto span
