@@ -593,3 +593,15 @@ def test_a_verdict_for_another_overlap_is_ignored_and_without_a_runner_nothing_w
     plain.speak(onset=2.0, voiced_until=2.3)
     plain("bargein_probability", 2.3, 0.7)
     assert not checks(plain) and len(plain.of(Interruption)) == 1
+
+
+def test_a_cue_veto_does_not_hold_a_model_that_is_sure_enough() -> None:
+    run = lexical_run(veto_below=0.9)
+    run.speak(onset=2.0, voiced_until=2.3)
+    run("bargein_probability", 2.3, 0.7)
+    run("lexical_verdict", 2.35, 2.0, "cue", 2.3)
+    run("bargein_probability", 2.4, 0.8)
+    assert not run.of(Interruption)
+    run("bargein_probability", 2.5, 0.95)
+    (interruption,) = run.of(Interruption)
+    assert isinstance(interruption, Interruption) and interruption.t == 2.5

@@ -159,6 +159,7 @@ class LexicalCheckConfig(Section):
     lean: Probability = _INT.lexical_check.lean
     max_delay: Seconds = _INT.lexical_check.max_delay
     veto_span: Seconds = _INT.lexical_check.veto_span
+    veto_below: Probability = _INT.lexical_check.veto_below
     recheck: PositiveSeconds = _INT.lexical_check.recheck
     preroll: Seconds = _INT.lexical_check.preroll
     max_checks: Annotated[int, BeforeValidator(_not_bool), Field(ge=1)] = _INT.lexical_check.max_checks

@@ -451,7 +451,9 @@ class TurnEngine:
     def _lexical_gate(self, t: float, overlap: _Overlap, probability: float) -> list[Event]:
         """The model says "interrupt": a cue verdict vetoes, a command or other words confirm, no
         verdict yet holds the interruption until one arrives or the deadline passes."""
-        if overlap.lexical_verdict in ("command", "other", "none"):
+        if overlap.lexical_verdict in ("command", "other", "none") or (
+            probability >= self.options.interruption.lexical_check.veto_below
+        ):
             return self._interrupt(t, "adaptive", probability)
         overlap.held_probability = max(probability, overlap.held_probability or 0.0)
         return self._ask_lexical(t, overlap) + self._release_held(t)

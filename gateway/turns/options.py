@@ -69,6 +69,8 @@ class LexicalCheckOptions:
     # A cue verdict vetoes for this long after the audio it covered; the caller still speaking after
     # that needs a new decode (asked every `recheck` seconds of new audio) to stay vetoed.
     veto_span: float = 0.5
+    # A cue verdict vetoes only probabilities below this (1.0: every probability).
+    veto_below: float = 1.0
     recheck: float = 0.3
     # Audio before the VAD onset included in the decode.
     preroll: float = 0.2
