@@ -46,6 +46,7 @@ class ReplayCost:
     """CPU of the lexical checks' decodes in one mode's replay."""
 
     decode_seconds: list[float] = field(default_factory=list)
+    overlap_seconds: list[float] = field(default_factory=list)  # per overlap with a decode
     call_seconds: float = 0.0
 
     def to_dict(self) -> dict[str, float]:
@@ -54,6 +55,9 @@ class ReplayCost:
             "decodes": len(d),
             "decode_median_ms": 1000 * _percentile(d, 50) if d else float("nan"),
             "decode_p95_ms": 1000 * _percentile(d, 95) if d else float("nan"),
+            "overlaps": len(self.overlap_seconds),
+            "overlap_median_ms": 1000 * _percentile(self.overlap_seconds, 50),
+            "overlap_p95_ms": 1000 * _percentile(self.overlap_seconds, 95),
             "ms_per_call_second": 1000 * sum(d) / self.call_seconds if self.call_seconds else float("nan"),
             "call_seconds": self.call_seconds,
         }
@@ -359,6 +363,7 @@ def run_replay(
         lines += [json.dumps(row) for row in result.contract_events()]
         if cost is not None:
             cost.decode_seconds += result.lexical_seconds
+            cost.overlap_seconds += result.lexical_overlap_seconds
             cost.call_seconds += result.duration
     return lines
 
@@ -409,6 +414,18 @@ def table(
                 "lexical decodes: CPU median / p95 per decode",
                 [
                     f"{c['decode_median_ms']:.0f} / {c['decode_p95_ms']:.0f} ms"
+                    if m == "adaptive_lexical"
+                    else "-"
+                    for m in modes
+                ],
+                "",
+            )
+        )
+        rows.append(
+            row(
+                "lexical decodes: CPU median / p95 per overlap",
+                [
+                    f"{c['overlap_median_ms']:.0f} / {c['overlap_p95_ms']:.0f} ms ({c['overlaps']} overlaps)"
                     if m == "adaptive_lexical"
                     else "-"
                     for m in modes

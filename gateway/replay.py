@@ -68,6 +68,8 @@ class ReplayResult:
     bargein_seconds: float = 0.0
     # CPU seconds of each lexical check's decode (interruption.lexical_check)
     lexical_seconds: list[float] = field(default_factory=list)
+    # their sum per overlap that had at least one
+    lexical_overlap_seconds: list[float] = field(default_factory=list)
 
     def contract_events(self) -> list[dict[str, object]]:
         rows = []
@@ -138,6 +140,7 @@ class Replayer:
         result.bargein_seconds = pipeline.bargein_cost.seconds
         if lexical is not None:
             result.lexical_seconds = list(lexical.cpu_seconds)
+            result.lexical_overlap_seconds = list(lexical.per_overlap.values())
         return result
 
 

@@ -268,6 +268,8 @@ class InlineLexicalRunner:
     checker: LexicalChecker
     clock: Callable[[], float] = time.thread_time
     cpu_seconds: list[float] = field(default_factory=list)
+    # decode CPU per overlap (by onset)
+    per_overlap: dict[float, float] = field(default_factory=dict)
     _pending: list[LexicalResult] = field(default_factory=list)
 
     def submit(self, job: LexicalJob) -> None:
@@ -275,6 +277,7 @@ class InlineLexicalRunner:
         verdict, words = self.checker.check(job.pcm, job.rate)
         cpu = max(0.0, self.clock() - started)
         self.cpu_seconds.append(cpu)
+        self.per_overlap[job.onset] = self.per_overlap.get(job.onset, 0.0) + cpu
         self._pending.append(LexicalResult(job.onset, job.asked, verdict, words, cpu))
 
     def ready(self, t: float) -> list[LexicalResult]:
