@@ -161,3 +161,30 @@ def test_lexical_check_vetoes_through_the_pipeline_after_the_decodes_cpu_time() 
     (interruption,) = [e for e in events if isinstance(e, Interruption)]
     assert isinstance(interruption, Interruption) and interruption.mode == "adaptive"
     assert interruption.latency_ms >= 500 and interruption.requests > 1  # held past the veto span
+
+
+async def test_live_session_decodes_in_the_worker_thread_and_still_barges_in() -> None:
+    from session_fixtures import EspeakCliTTS, ScriptLLM, backchannel_then_barge_in, dental_agent_yaml
+
+    from gateway.agents.session import Backends, CallSession, Detectors
+    from gateway.calls import CallInfo
+    from gateway.config.loader import parse_agent_yaml
+    from gateway.edges.wavfile import WavCallerTransport
+    from gateway.turns.heuristics import HeuristicBargeInDetector
+
+    yaml = dental_agent_yaml("dental").replace(
+        "    false_interruption_timeout: 0.6\n",
+        "    false_interruption_timeout: 0.6\n    lexical_check:\n      enabled: true\n      lean: 0.0\n",
+    )
+    agent = parse_agent_yaml(yaml).config
+    assert agent.turn_handling.interruption.lexical_check.enabled
+    transport = WavCallerTransport(
+        backchannel_then_barge_in(), CallInfo("lexical-1", "replay", "dental"), tail=2.0, speed=4.0
+    )
+    detectors = Detectors(vad=SileroModel(), bargein=HeuristicBargeInDetector())
+    session = CallSession(transport, agent, detectors, Backends(llm=ScriptLLM(["Sure."]), tts=EspeakCliTTS()))
+    assert isinstance(session.pipeline._lexical, ThreadedLexicalRunner)
+    assert await session.run() == "caller_hangup"
+    assert session.pipeline.lexical_checks >= 1  # decodes were asked (and ran in the worker thread)
+    interruption = next(e for e in session.log.events if e.type == "interruption")
+    assert abs(interruption.onset - 6.0) < 0.2  # type: ignore[attr-defined]
