@@ -19,6 +19,7 @@ from gateway.turns.lexical import (
     InlineLexicalRunner,
     LexicalCheck,
     LexicalJob,
+    LexicalVerdict,
     PocketSphinxLexicon,
     ThreadedLexicalRunner,
     classify,
@@ -100,7 +101,7 @@ class _Fixed:
     def __init__(self) -> None:
         self.seen: list[int] = []
 
-    def check(self, pcm: np.ndarray, rate: int) -> tuple[str, tuple[str, ...]]:
+    def check(self, pcm: Pcm, rate: int) -> tuple[LexicalVerdict, tuple[str, ...]]:
         self.seen.append(len(pcm))
         return "cue", ("okay",)
 
@@ -129,7 +130,7 @@ class _CueChecker:
     def __init__(self) -> None:
         self.spans: list[int] = []
 
-    def check(self, pcm: Pcm, rate: int) -> tuple[str, tuple[str, ...]]:
+    def check(self, pcm: Pcm, rate: int) -> tuple[LexicalVerdict, tuple[str, ...]]:
         self.spans.append(len(pcm))
         return "cue", ("okay",)
 
