@@ -605,3 +605,26 @@ def test_a_cue_veto_does_not_hold_a_model_that_is_sure_enough() -> None:
     run("bargein_probability", 2.5, 0.95)
     (interruption,) = run.of(Interruption)
     assert isinstance(interruption, Interruption) and interruption.t == 2.5
+
+
+def test_command_probe_decides_on_a_command_and_ignores_other_words() -> None:
+    run = lexical_run(command_probe=0.3)
+    run.speak(onset=2.0, voiced_until=2.2)
+    run("bargein_probability", 2.2, 0.1)  # unsure, before the probe time: nothing asked
+    assert not checks(run)
+    run("bargein_probability", 2.3, 0.1)
+    (probe,) = checks(run)
+    assert probe.t == 2.3
+    run("bargein_probability", 2.4, 0.1)
+    assert len(checks(run)) == 1  # once per overlap
+    run("lexical_verdict", 2.43, 2.0, "command", 2.3)
+    (interruption,) = run.of(Interruption)
+    assert isinstance(interruption, Interruption) and interruption.t == 2.43
+    # other words heard by the probe are not a verdict: the model still decides later
+    other = lexical_run(command_probe=0.3)
+    other.speak(onset=2.0, voiced_until=2.3)
+    other("bargein_probability", 2.3, 0.1)
+    other("lexical_verdict", 2.35, 2.0, "other", 2.3)
+    assert not other.of(Interruption)
+    other("bargein_probability", 2.4, 0.7)  # the model says yes: held for a regular decode
+    assert len(checks(other)) == 2 and not other.of(Interruption)

@@ -163,6 +163,7 @@ class LexicalCheckConfig(Section):
     recheck: PositiveSeconds = _INT.lexical_check.recheck
     preroll: Seconds = _INT.lexical_check.preroll
     max_checks: Annotated[int, BeforeValidator(_not_bool), Field(ge=1)] = _INT.lexical_check.max_checks
+    command_probe: Seconds | None = _INT.lexical_check.command_probe
     commands: tuple[str, ...] = _INT.lexical_check.commands
 
     @field_validator("commands")

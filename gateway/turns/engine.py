@@ -135,6 +135,7 @@ class _Overlap:
     lexical_verdict: LexicalVerdict | None = None
     lexical_covered: float = 0.0
     held_probability: float | None = None
+    probe_asked: float | None = None  # `t` of the command probe's decode (lexical_check.command_probe)
 
 
 @dataclass
@@ -340,6 +341,8 @@ class TurnEngine:
             overlap.held_probability = None  # the model no longer says "interrupt"
             if probability >= self.options.interruption.lexical_check.lean:
                 out += self._ask_lexical(t, overlap)
+        if self._overlap is overlap and self._lexical_on():
+            out += self._command_probe(t, overlap)
         return out + self._fire_timers(t)
 
     def lexical_verdict(self, t: float, onset: float, verdict: LexicalVerdict, asked: float) -> list[Event]:
@@ -352,6 +355,9 @@ class TurnEngine:
         if overlap.lexical_in_flight is not None and abs(overlap.lexical_in_flight - asked) < 1e-6:
             overlap.lexical_in_flight = None
         out: list[Event] = []
+        probe = overlap.probe_asked is not None and abs(overlap.probe_asked - asked) < 1e-6
+        if probe and verdict != "command":
+            return self._fire_timers(t)  # the probe only listens for commands
         if asked >= overlap.lexical_covered:
             overlap.lexical_verdict, overlap.lexical_covered = verdict, asked
             if verdict == "command" and self._words_ok():
@@ -470,6 +476,26 @@ class TurnEngine:
             return []
         overlap.lexical_checks += 1
         overlap.lexical_in_flight = t
+        return [LexicalCheck(t, onset=overlap.onset, start=overlap.onset - opts.preroll)]
+
+    def _command_probe(self, t: float, overlap: _Overlap) -> list[Event]:
+        """Once per overlap, `command_probe` s after the onset, a decode that only a command word acts on."""
+        opts = self.options.interruption.lexical_check
+        if (
+            opts.command_probe is None
+            or overlap.probe_asked is not None
+            or overlap.lexical_in_flight is not None
+        ):
+            return []
+        if t < overlap.onset + opts.command_probe - 1e-9 or overlap.lexical_checks >= opts.max_checks:
+            return []
+        if (
+            overlap.lexical_verdict is not None
+            and overlap.lexical_covered >= overlap.onset + opts.command_probe
+        ):
+            return []  # a regular decode already heard that far
+        overlap.lexical_checks += 1
+        overlap.lexical_in_flight = overlap.probe_asked = t
         return [LexicalCheck(t, onset=overlap.onset, start=overlap.onset - opts.preroll)]
 
     def _spoke_after(self, overlap: _Overlap) -> bool:

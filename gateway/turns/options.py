@@ -76,6 +76,9 @@ class LexicalCheckOptions:
     preroll: float = 0.2
     # Decodes per overlap at most.
     max_checks: int = 6
+    # Seconds after the onset at which every overlap is decoded once whatever the model says; only a
+    # command word in it counts (an early decision for commands the model is unsure of). None: off.
+    command_probe: float | None = None
     # Words that confirm an interruption (matched per word, lower case).
     commands: tuple[str, ...] = (
         "wait", "stop", "hold", "hang", "pause", "no", "nope", "sorry", "actually", "excuse", "listen",
