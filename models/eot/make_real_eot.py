@@ -42,7 +42,12 @@ FLOOR_DB = 35.0
 Words = list[tuple[str, float, float]]
 
 
+MAX_UTTERANCE = 10.0  # s
+
+
 def utterances(words: Words, min_words: int) -> list[Words]:
+    """Runs of words with gaps of at most GAP that end a sentence (Whisper's '.', '?' or '!' on the last
+    word: a finished turn), of `min_words` words and at most MAX_UTTERANCE seconds."""
     out: list[Words] = []
     cur: Words = []
     for w in words:
@@ -52,7 +57,11 @@ def utterances(words: Words, min_words: int) -> list[Words]:
         cur.append(w)
     if cur:
         out.append(cur)
-    return [u for u in out if len(u) >= min_words]
+    return [
+        u
+        for u in out
+        if len(u) >= min_words and u[-1][0].rstrip()[-1:] in ".?!" and u[-1][2] - u[0][1] <= MAX_UTTERANCE
+    ]
 
 
 def frame_db(x: np.ndarray) -> np.ndarray:
@@ -168,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--prompts", type=int, default=160, help="Allison's longest English prompts")
     ap.add_argument("--min-words", type=int, default=4)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--codec2-repeats", type=int, default=3, help="calls per codec2 sentence")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args(argv)
     srcs = [s for s in sources(args.prompts, args.seed) if s.path.exists()]
@@ -176,11 +186,14 @@ def main(argv: list[str] | None = None) -> int:
     for speaker, x, words in tqdm(
         transcribed(srcs, transcribe), desc="real end-of-turn calls", file=sys.stderr
     ):
+        # codec2 speakers have few sentences each: several calls per sentence (other cuts and pauses)
+        repeats = 1 if speaker.startswith("asterisk") else args.codec2_repeats
         for utt in utterances(words, args.min_words):
-            rng = np.random.default_rng(np.random.SeedSequence([args.seed, len(calls)]))
-            made = build_call(rng, x, utt, speaker)
-            if made is not None:
-                calls.append((speaker, *made))
+            for _ in range(repeats):
+                rng = np.random.default_rng(np.random.SeedSequence([args.seed, len(calls)]))
+                made = build_call(rng, x, utt, speaker)
+                if made is not None:
+                    calls.append((speaker, *made))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "wb") as fh:
         pickle.dump(calls, fh)
