@@ -156,6 +156,7 @@ def cached_calls(
     The engine "real" adds the held-out real-speaker calls (`real_calls`)."""
     import pickle
 
+    calls: list[Call]
     if "real" in engines or corrections:
         tts = [e for e in engines if e != "real"]
         calls = cached_calls(n, seed, flat_prob, tts, cache) if tts else []
@@ -179,7 +180,7 @@ def cached_calls(
     path = ROOT / "bench" / "out" / f"eot-calls-{n}-{seed}-{flat_prob}-{'-'.join(engines)}.pkl"
     if cache and path.exists():
         with open(path, "rb") as fh:
-            calls: list[Call] = pickle.load(fh)
+            calls = pickle.load(fh)
         return calls
     calls = make_calls(n, seed, flat_prob, engines)
     if cache:
@@ -311,18 +312,27 @@ def score_call(call: Call, eots: Sequence[float], out: Outcome) -> None:
 
 
 def run_call(
-    call: Call, options: TurnHandlingOptions, detector: BenchDetector | None, silero: SileroModel
+    call: Call,
+    options: TurnHandlingOptions,
+    detector: BenchDetector | None,
+    silero: SileroModel,
+    stop_early: bool = True,
 ) -> list[float]:
-    """Times of the `end_of_turn` events of one call under `options`."""
+    """Times of the `end_of_turn` events of one call under `options`. With `stop_early`, the call stops
+    at the first `end_of_turn` after its last part (all that `score_call` reads: the caller says
+    nothing more)."""
     if detector is not None:
         detector.call = call
     pipeline = TurnPipeline(options, VadStream(silero, SR), end_of_turn=detector)
     eots: list[float] = []
     zero = np.zeros(FRAME, dtype=np.int16)
+    last_end = call.rendered.segments[-1].end - 0.02
     for frame, chunks in zip(call.frames, call.chunks, strict=True):
         eots += [
             ev.t for ev in pipeline.process_frame(frame, zero, vad_chunks=chunks) if isinstance(ev, EndOfTurn)
         ]
+        if stop_early and eots and eots[-1] >= last_end:
+            return eots
     eots += [ev.t for ev in pipeline.finish() if isinstance(ev, EndOfTurn)]
     return eots
 
@@ -355,13 +365,13 @@ def base_options(**kw: object) -> TurnHandlingOptions:
 
 
 VAD_TIMERS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0, 1.2, 1.5, 1.8, 2.0)
-MODEL_PAIRS = tuple((lo, hi) for lo in (0.1, 0.2, 0.3, 0.5) for hi in (1.0, 1.5, 2.0, 2.5, 3.0))
+MODEL_PAIRS = tuple((lo, hi) for lo in (0.1, 0.2, 0.5) for hi in (1.0, 1.5, 2.0, 3.0))
 BASELINE_PAIRS = ((0.1, 2.0), (0.2, 2.0), (0.5, 1.5), (0.5, 3.0))
 # The early floor: (threshold, floor delay) x (min, max); the model's curve is the Pareto front over
 # these and MODEL_PAIRS (no floor). The setting the agents may ship is validation's
 # (`models/eot/floor_selection.json`, `models.eot.select_floor`), added when that file exists.
-FLOOR_RULES = ((0.9, 0.25), (0.95, 0.25), (0.98, 0.25), (0.99, 0.2))
-FLOOR_PAIRS = ((0.3, 2.0), (0.5, 1.5), (0.5, 2.0), (0.7, 2.0), (0.5, 2.5), (1.0, 2.0))
+FLOOR_RULES = ((0.7, 0.2), (0.9, 0.25), (0.98, 0.25))
+FLOOR_PAIRS = ((0.5, 1.5), (0.5, 2.0), (1.0, 2.0))
 BUDGETS = (0.02, 0.05, 0.10, 0.15, 0.20)
 SELECTION = ROOT / "models" / "eot" / "floor_selection.json"
 
@@ -448,9 +458,12 @@ def main(argv: list[str] | None = None) -> int:
                 settings.append((name, f"{lo:.1f}–{hi:.1f} s", hi, opts, key, DetectorMode(words)))
             if key != "model" or args.no_floor:
                 continue
-            floors = [(lo, hi, thr, fl) for thr, fl in FLOOR_RULES for lo, hi in FLOOR_PAIRS]
+            floors: list[tuple[float, float, float | None, float | None]] = [
+                (lo, hi, thr, fl) for thr, fl in FLOOR_RULES for lo, hi in FLOOR_PAIRS
+            ]
             chosen = validation_choice("words" if words else "audio")
-            if chosen is not None and chosen not in floors:
+            # validation's choice (without a floor: only if the min/max pairs lack it)
+            if chosen is not None and chosen not in floors and (chosen[2] or chosen[:2] not in MODEL_PAIRS):
                 floors.append(chosen)
             for lo, hi, thr, fl in floors:
                 opts = base_options(
@@ -458,7 +471,7 @@ def main(argv: list[str] | None = None) -> int:
                     min_endpointing_delay=lo,
                     max_endpointing_delay=hi,
                     early_floor_threshold=thr,
-                    early_floor_delay=fl,
+                    early_floor_delay=0.25 if fl is None else fl,
                 )
                 label = floor_label(lo, hi, thr, fl)
                 settings.append((name, label, hi, opts, key, DetectorMode(words)))
@@ -515,15 +528,14 @@ def floor_label(lo: float, hi: float, thr: float | None, floor: float | None) ->
     return base if thr is None else f"{base} ≥{thr:g}@{floor:g}"
 
 
-def validation_choice(mode: str) -> tuple[float, float, float, float] | None:
-    """Validation's (min, max, threshold, floor) of a mode, from `models.eot.select_floor`."""
+def validation_choice(mode: str) -> tuple[float, float, float | None, float | None] | None:
+    """Validation's (min, max, threshold, floor) of a mode, from `models.eot.select_floor` (threshold
+    None: validation chose no early floor)."""
     import json
 
     if not SELECTION.is_file():
         return None
     c = json.loads(SELECTION.read_text())[mode]["chosen"]
-    if c["threshold"] is None:
-        return None
     return (c["min"], c["max"], c["threshold"], c["floor"])
 
 
@@ -638,7 +650,7 @@ def crosscheck(calls: list[Call], detector: BenchDetector, silero: SileroModel) 
         line = call.rendered.line
         res = replayer.replay_pcm(line, np.zeros_like(line), SR, f"call{call.index}")
         a = [round(e.t, 3) for e in res.events if isinstance(e, EndOfTurn)]
-        b = [round(t, 3) for t in run_call(call, opts, detector, silero)]
+        b = [round(t, 3) for t in run_call(call, opts, detector, silero, stop_early=False)]
         same += a == b
     print(f"Replayer cross-check: {same}/{len(calls)} calls with identical end_of_turn times")
 

@@ -15,6 +15,10 @@ the weights the gateway bundles, never a hub) and split into utterances where th
   last), at the quietest 10 ms between them, with a hesitation pause of 0.5-1.8 s inserted: the first
   part keeps the speaker's mid-sentence prosody (no final fall), the pause must not be cut into.
 
+Only utterances that end a sentence (Whisper puts '.', '?' or '!' on the last word) and last at most
+10 s are used; a codec2 sentence gives three calls (other cuts and pauses): those speakers have few
+sentences each.
+
 Part ends and starts are where the audio is more than 35 dB under the utterance's loudest frame; the
 words of a part (the "+words" transcript) are Whisper's words whose middle falls in it. The call then
 goes through the telephony channel of the TTS calls (`models.eot.render.to_line`). Output (git-ignored):
