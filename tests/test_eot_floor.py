@@ -166,3 +166,45 @@ def test_config_passes_the_floor_and_checks_it() -> None:
         TurnHandlingConfig(early_floor_threshold=1.5)
     # Without a threshold a floor longer than min is harmless (the defaults of any range load).
     TurnHandlingConfig(min_endpointing_delay=0.1)
+
+
+@pytest.mark.parametrize("threshold", [None, 0.7, 0.95])
+def test_the_validation_simulation_fires_when_the_engine_does(threshold: float | None) -> None:
+    """`models.eot.select_floor.simulate` (which chooses the floor) against the TurnEngine itself on
+    the same answers, asked every 0.1 s from 0.2 s of silence on."""
+    import numpy as np
+
+    from models.eot.select_floor import silences, simulate
+
+    lo, hi, floor = 0.5, 2.0, 0.25
+    rng = np.random.default_rng(5)
+    n = 40
+    probs = rng.uniform(0, 1, size=(len(silences(hi)), n)).astype(np.float32)
+    probs[:, : n // 2] = np.sort(probs[:, : n // 2], axis=0)  # some rise as the silence grows
+    label = np.ones(n, dtype=np.int8)
+    for i in range(n):
+        # one point at a time: the simulation's median of one finished turn is its firing time
+        got = simulate(probs[:, i : i + 1], label[i : i + 1], np.array([np.inf]), lo, hi, threshold, floor)
+        run = alone(
+            floor_opts(
+                min_endpointing_delay=lo,
+                max_endpointing_delay=hi,
+                early_floor_threshold=threshold,
+                early_floor_delay=floor,
+            )
+        )  # type: ignore[arg-type]
+        run.speak(onset=0.2, voiced_until=1.0)
+        run("user_speech_end", 1.19, 1.0)
+        t = 1.19
+        for k, s in enumerate(silences(hi)):
+            while t < 1.0 + s - 1e-9 and not eots(run):
+                t = round(t + 0.01, 2)
+                run("tick", min(t, 1.0 + s))
+            if eots(run):
+                break
+            run("eot_probability", 1.0 + s, float(probs[k, i]))
+        while not eots(run):
+            t = round(t + 0.01, 2)
+            run("tick", t)
+        engine_delay = eots(run)[0].delay_ms
+        assert engine_delay == pytest.approx(got["median_ms"], abs=10.5)
