@@ -86,8 +86,9 @@ def simulate(
     }
 
 
-def score(r: dict[str, float]) -> float:
-    return r["p95_ms"] + 0.5 * r["median_ms"] + 50000 * max(0.0, r["cutoff"] - CUTOFF_CAP)
+def score(r: dict[str, object]) -> float:
+    cut, med, p95 = (float(r[k]) for k in ("cutoff", "median_ms", "p95_ms"))  # type: ignore[arg-type]
+    return p95 + 0.5 * med + 50000 * max(0.0, cut - CUTOFF_CAP)
 
 
 def sweep(probs: np.ndarray, label: np.ndarray, pause: np.ndarray) -> list[dict[str, object]]:
