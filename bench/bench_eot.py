@@ -1,7 +1,11 @@
 """End-of-turn benchmark: cut-offs in hesitation pauses vs latency after finished turns, per engine.
 
-    python bench/bench_eot.py [--turns 150] [--engines flite festival espeak-ng] [--seed 7]
-        [--baseline-rev 3b35c02] [--plot bench/out/eot_curves.png]
+    python bench/bench_eot.py [--turns 150] [--engines flite festival espeak-ng real] [--seed 7]
+        [--corrections 40] [--baseline-rev 3b35c02] [--plot bench/out/eot_curves.png] [--cache]
+
+`real` adds the held-out real-speaker calls of `models.eot.make_real_eot` (groups real-allison and
+real-codec2, reported apart from the synthetic "all"); `--corrections N` adds N self-correction calls
+per synthetic engine ("could you book me for Monday, no," ... "Tuesday.").
 
 Held-out calls (phrase templates never used in training, `models.eot.phrases` "test" split) spoken by
 the held-out engines flite and festival (`models.eot.voices`: never used for training, calibration or
@@ -15,8 +19,11 @@ the `models/eot/eot.onnx` of that git revision) are both run:
 * ``vad``: fixed silence timers (`min_endpointing_delay` 0.3 … 2.0 s);
 * ``model (audio)``: `turn_detection: model` with the ONNX detector and no words (no STT);
 * ``model (+words)``: the same, with the true words spoken so far as a stand-in for a partial STT;
-* ``binary @thr``: the model's probability turned into two waits (min if p >= thr, else max), as the
-  reference's detector does, to show what the continuous wait buys.
+* ``≥thr@floor``: the model with the engine's early floor (a probability >= thr waits only `floor`),
+  over a few (min, max) pairs, plus validation's choice (`models/eot/floor_selection.json`).
+
+At the end: the fastest median within each cut-off budget (2-20 %) for the model against the VAD
+timers, per group (the issue's curve test), and validation's settings on every group.
 
 Per setting: **cut-off rate** = share of hesitation pauses with an `end_of_turn` inside them (the
 caller went on after it); **turns cut** = share of turns with any premature `end_of_turn`; and the
