@@ -1,7 +1,11 @@
 """End-of-turn benchmark: cut-offs in hesitation pauses vs latency after finished turns, per engine.
 
-    python bench/bench_eot.py [--turns 150] [--engines flite festival espeak-ng] [--seed 7]
-        [--baseline-rev 3b35c02] [--plot bench/out/eot_curves.png]
+    python bench/bench_eot.py [--turns 150] [--engines flite festival espeak-ng real] [--seed 7]
+        [--corrections 40] [--baseline-rev 3b35c02] [--plot bench/out/eot_curves.png] [--cache]
+
+`real` adds the held-out real-speaker calls of `models.eot.make_real_eot` (groups real-allison and
+real-codec2, reported apart from the synthetic "all"); `--corrections N` adds N self-correction calls
+per synthetic engine ("could you book me for Monday, no," ... "Tuesday.").
 
 Held-out calls (phrase templates never used in training, `models.eot.phrases` "test" split) spoken by
 the held-out engines flite and festival (`models.eot.voices`: never used for training, calibration or
@@ -15,8 +19,11 @@ the `models/eot/eot.onnx` of that git revision) are both run:
 * ``vad``: fixed silence timers (`min_endpointing_delay` 0.3 … 2.0 s);
 * ``model (audio)``: `turn_detection: model` with the ONNX detector and no words (no STT);
 * ``model (+words)``: the same, with the true words spoken so far as a stand-in for a partial STT;
-* ``binary @thr``: the model's probability turned into two waits (min if p >= thr, else max), as the
-  reference's detector does, to show what the continuous wait buys.
+* ``≥thr@floor``: the model with the engine's early floor (a probability >= thr waits only `floor`),
+  over a few (min, max) pairs, plus validation's choice (`models/eot/floor_selection.json`).
+
+At the end: the fastest median within each cut-off budget (2-20 %) for the model against the VAD
+timers, per group (the issue's curve test), and validation's settings on every group.
 
 Per setting: **cut-off rate** = share of hesitation pauses with an `end_of_turn` inside them (the
 caller went on after it); **turns cut** = share of turns with any premature `end_of_turn`; and the
@@ -53,7 +60,7 @@ from gateway.turns.options import InterruptionOptions, TurnHandlingOptions, VadO
 from gateway.turns.pipeline import TurnPipeline  # noqa: E402
 from gateway.turns.silero import SileroModel  # noqa: E402
 from gateway.turns.vad import VadChunk, VadStream  # noqa: E402
-from models.eot.phrases import TEMPLATES, VOICES, draw_turn  # noqa: E402
+from models.eot.phrases import TEMPLATES, VOICES, correction_turn, draw_turn  # noqa: E402
 from models.eot.render import SR, Rendered, render_turn  # noqa: E402
 
 FRAME = SR // 50
@@ -86,12 +93,32 @@ def render_call(engine: str, i: int, seed: int, flat_prob: float) -> tuple[str, 
     return None if rendered is None else (family, rendered)
 
 
-def make_calls(n: int, seed: int, flat_prob: float, engines: Sequence[str] = ("espeak-ng",)) -> list[Call]:
+def render_correction(engine: str, i: int, seed: int) -> tuple[str, Rendered] | None:
+    """Self-correction call `i` of a held-out engine ("could you book me for Monday, no," ...
+    "Tuesday."): held-out frames, pauses of 0.3-1.0 s (a correction follows quickly)."""
+    sid = 30 + ENGINES.index(engine)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, sid, i]))
+    turn = correction_turn(rng, TEMPLATES["test"])
+    if engine == "espeak-ng":
+        voice = VOICES["test"].draw(rng)
+        return "correction", render_turn(rng, turn, voice, flat_prob=0.0, pause_range=(0.3, 1.0))
+    from models.eot.render_tts import render_turn_tts
+    from models.eot.voices import draw_voice
+
+    draw = draw_voice(rng, "test", engine)
+    rendered = render_turn_tts(rng, turn, draw, flat_prob=0.0, pause_range=(0.3, 1.0))
+    return None if rendered is None else ("correction", rendered)
+
+
+def make_calls(
+    n: int, seed: int, flat_prob: float, engines: Sequence[str] = ("espeak-ng",), corrections: bool = False
+) -> list[Call]:
+    """`n` calls per engine (the phrase families of the test split), or `n` self-corrections."""
     model = SileroModel()
     calls: list[Call] = []
     jobs = [(e, i) for e in engines for i in range(n)]
     for engine, i in tqdm(jobs, desc="render + VAD", file=sys.stderr):
-        made = render_call(engine, i, seed, flat_prob)
+        made = render_correction(engine, i, seed) if corrections else render_call(engine, i, seed, flat_prob)
         if made is None:
             continue
         family, rendered = made
@@ -102,14 +129,65 @@ def make_calls(n: int, seed: int, flat_prob: float, engines: Sequence[str] = ("e
     return calls
 
 
-def cached_calls(n: int, seed: int, flat_prob: float, engines: Sequence[str], cache: bool) -> list[Call]:
-    """`make_calls`, kept in a pickle under bench/out/ when `cache` (the rendering and VAD take minutes)."""
+REAL_CALLS = ROOT / "models" / "eot" / "corpus" / "real-eot.pkl"
+
+
+def real_engine(speaker: str) -> str:
+    """The benchmark's group of a real speaker: Allison's IVR prompts or the codec2 recordings."""
+    return "real-allison" if speaker.startswith("asterisk") else "real-codec2"
+
+
+def real_calls(path: Path = REAL_CALLS) -> list[Call]:
+    """The held-out real-speaker calls of `models.eot.make_real_eot` (VAD run here)."""
     import pickle
 
+    if not path.is_file():
+        raise SystemExit(f"{path} missing: run `python -m models.eot.make_real_eot` first")
+    with open(path, "rb") as fh:
+        made: list[tuple[str, str, Rendered]] = pickle.load(fh)
+    model = SileroModel()
+    calls: list[Call] = []
+    for speaker, family, rendered in tqdm(made, desc="real calls: VAD", file=sys.stderr):
+        line = rendered.line
+        frames = [line[k : k + FRAME] for k in range(0, len(line) // FRAME * FRAME, FRAME)]
+        vad = VadStream(model, SR)
+        chunks = [vad.push(f) for f in frames]
+        calls.append(Call(0, family, real_engine(speaker), rendered, frames, chunks))
+    return calls
+
+
+def cached_calls(
+    n: int, seed: int, flat_prob: float, engines: Sequence[str], cache: bool, corrections: int = 0
+) -> list[Call]:
+    """`make_calls`, kept in a pickle under bench/out/ when `cache` (the rendering and VAD take minutes).
+    The engine "real" adds the held-out real-speaker calls (`real_calls`)."""
+    import pickle
+
+    calls: list[Call]
+    if "real" in engines or corrections:
+        tts = [e for e in engines if e != "real"]
+        calls = cached_calls(n, seed, flat_prob, tts, cache) if tts else []
+        if corrections and tts:
+            path = ROOT / "bench" / "out" / f"eot-corrections-{corrections}-{seed}-{'-'.join(tts)}.pkl"
+            if cache and path.exists():
+                with open(path, "rb") as fh:
+                    calls += pickle.load(fh)
+            else:
+                more = make_calls(corrections, seed, flat_prob, tts, corrections=True)
+                if cache:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    with open(path, "wb") as fh:
+                        pickle.dump(more, fh)
+                calls += more
+        if "real" in engines:
+            calls += real_calls()
+        for i, call in enumerate(calls):
+            call.index = i
+        return calls
     path = ROOT / "bench" / "out" / f"eot-calls-{n}-{seed}-{flat_prob}-{'-'.join(engines)}.pkl"
     if cache and path.exists():
         with open(path, "rb") as fh:
-            calls: list[Call] = pickle.load(fh)
+            calls = pickle.load(fh)
         return calls
     calls = make_calls(n, seed, flat_prob, engines)
     if cache:
@@ -241,18 +319,27 @@ def score_call(call: Call, eots: Sequence[float], out: Outcome) -> None:
 
 
 def run_call(
-    call: Call, options: TurnHandlingOptions, detector: BenchDetector | None, silero: SileroModel
+    call: Call,
+    options: TurnHandlingOptions,
+    detector: BenchDetector | None,
+    silero: SileroModel,
+    stop_early: bool = True,
 ) -> list[float]:
-    """Times of the `end_of_turn` events of one call under `options`."""
+    """Times of the `end_of_turn` events of one call under `options`. With `stop_early`, the call stops
+    at the first `end_of_turn` after its last part (all that `score_call` reads: the caller says
+    nothing more)."""
     if detector is not None:
         detector.call = call
     pipeline = TurnPipeline(options, VadStream(silero, SR), end_of_turn=detector)
     eots: list[float] = []
     zero = np.zeros(FRAME, dtype=np.int16)
+    last_end = call.rendered.segments[-1].end - 0.02
     for frame, chunks in zip(call.frames, call.chunks, strict=True):
         eots += [
             ev.t for ev in pipeline.process_frame(frame, zero, vad_chunks=chunks) if isinstance(ev, EndOfTurn)
         ]
+        if stop_early and eots and eots[-1] >= last_end:
+            return eots
     eots += [ev.t for ev in pipeline.finish() if isinstance(ev, EndOfTurn)]
     return eots
 
@@ -260,11 +347,12 @@ def run_call(
 def run_setting(
     calls: list[Call], options: TurnHandlingOptions, detector: BenchDetector | None, silero: SileroModel
 ) -> dict[str, Outcome]:
-    """Outcomes per engine (and "all") of one setting."""
-    out: dict[str, Outcome] = {"all": Outcome()}
+    """Outcomes per engine, "all" (the synthetic engines) and "real" (the real speakers) of one setting."""
+    out: dict[str, Outcome] = {}
     for call in calls:
         eots = run_call(call, options, detector, silero)
-        score_call(call, eots, out["all"])
+        group = "real" if call.engine.startswith("real") else "all"
+        score_call(call, eots, out.setdefault(group, Outcome()))
         score_call(call, eots, out.setdefault(call.engine, Outcome()))
     return out
 
@@ -284,9 +372,15 @@ def base_options(**kw: object) -> TurnHandlingOptions:
 
 
 VAD_TIMERS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0, 1.2, 1.5, 1.8, 2.0)
-MODEL_PAIRS = tuple((lo, hi) for lo in (0.1, 0.2, 0.3, 0.5) for hi in (1.0, 1.5, 2.0, 2.5, 3.0))
+MODEL_PAIRS = tuple((lo, hi) for lo in (0.1, 0.2, 0.5) for hi in (1.0, 1.5, 2.0, 3.0))
 BASELINE_PAIRS = ((0.1, 2.0), (0.2, 2.0), (0.5, 1.5), (0.5, 3.0))
-BUDGETS = (0.02, 0.05, 0.10, 0.20)
+# The early floor: (threshold, floor delay) x (min, max); the model's curve is the Pareto front over
+# these and MODEL_PAIRS (no floor). The setting the agents may ship is validation's
+# (`models/eot/floor_selection.json`, `models.eot.select_floor`), added when that file exists.
+FLOOR_RULES = ((0.7, 0.2), (0.9, 0.25), (0.98, 0.25))
+FLOOR_PAIRS = ((0.5, 1.5), (0.5, 2.0), (1.0, 2.0))
+BUDGETS = (0.02, 0.05, 0.10, 0.15, 0.20)
+SELECTION = ROOT / "models" / "eot" / "floor_selection.json"
 
 Row = tuple[str, float, dict[str, float], Outcome]
 
@@ -324,7 +418,13 @@ def baseline_model(rev: str) -> Path | None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--turns", type=int, default=150, help="calls per engine")
-    ap.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
+    ap.add_argument(
+        "--engines",
+        nargs="+",
+        default=list(ENGINES),
+        choices=[*ENGINES, "real"],
+        help="held-out engines; 'real' adds the held-out real speakers (models.eot.make_real_eot)",
+    )
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--flat", type=float, default=0.0, help="share of hesitations spoken with a final fall")
     ap.add_argument("--model", type=Path, default=MODEL_PATH)
@@ -334,10 +434,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--plot", type=Path, default=ROOT / "bench" / "out" / "eot_curves.png")
     ap.add_argument("--crosscheck", type=int, default=8, help="calls also run through Replayer")
     ap.add_argument("--cache", action="store_true", help="keep the rendered calls in bench/out/ for reruns")
+    ap.add_argument(
+        "--corrections", type=int, default=0, help="self-correction calls per synthetic engine (added)"
+    )
+    ap.add_argument("--no-floor", action="store_true", help="only the min/max rule (no early floor settings)")
     args = ap.parse_args(argv)
 
     silero = SileroModel()
-    calls = cached_calls(args.turns, args.seed, args.flat, args.engines, args.cache)
+    calls = cached_calls(args.turns, args.seed, args.flat, args.engines, args.cache, args.corrections)
+    groups = [e for e in args.engines if e != "real"]
+    if "real" in args.engines:
+        groups += ["real", "real-allison", "real-codec2"]
     models: dict[str, BenchDetector] = {"model": BenchDetector(OnnxEndOfTurnDetector(args.model))}
     base_path = baseline_model(args.baseline_rev) if args.baseline_rev else None
     if base_path is not None:
@@ -356,6 +463,25 @@ def main(argv: list[str] | None = None) -> int:
                     turn_detection="model", min_endpointing_delay=lo, max_endpointing_delay=hi
                 )
                 settings.append((name, f"{lo:.1f}–{hi:.1f} s", hi, opts, key, DetectorMode(words)))
+            if key != "model" or args.no_floor:
+                continue
+            floors: list[tuple[float, float, float | None, float | None]] = [
+                (lo, hi, thr, fl) for thr, fl in FLOOR_RULES for lo, hi in FLOOR_PAIRS
+            ]
+            chosen = validation_choice("words" if words else "audio")
+            # validation's choice (without a floor: only if the min/max pairs lack it)
+            if chosen is not None and chosen not in floors and (chosen[2] or chosen[:2] not in MODEL_PAIRS):
+                floors.append(chosen)
+            for lo, hi, thr, fl in floors:
+                opts = base_options(
+                    turn_detection="model",
+                    min_endpointing_delay=lo,
+                    max_endpointing_delay=hi,
+                    early_floor_threshold=thr,
+                    early_floor_delay=0.25 if fl is None else fl,
+                )
+                label = floor_label(lo, hi, thr, fl)
+                settings.append((name, label, hi, opts, key, DetectorMode(words)))
 
     for name, setting, x, opts, key, mode in tqdm(settings, desc="settings", file=sys.stderr):
         det = models[key] if key is not None else None
@@ -364,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
         for engine, out in run_setting(calls, opts, det, silero).items():
             results.setdefault(engine, {}).setdefault(name, []).append((setting, x, out.row(), out))
 
-    for engine in ["all", *args.engines]:
+    for engine in ["all", *groups]:
         res = results.get(engine)
         if not res:
             continue
@@ -391,23 +517,80 @@ def main(argv: list[str] | None = None) -> int:
                 )
             print(f"  ≤{budget:.0%}: " + "; ".join(cells))
 
-    per_family(results.get("all", {}))
-    per_base(results.get("all", {}))
+    against_vad(results, groups)
+    for group in ("all", "real"):
+        if group in results:
+            print(f"\n### {group}")
+            per_family(results[group])
+            per_base(results[group])
     main_det = models["model"]
     measure_cost(main_det.detector, calls[0])
     crosscheck(calls[: args.crosscheck], main_det, silero)
-    plot(results, args.engines, args.plot)
+    plot(results, groups, args.plot)
     return 0
 
 
+def floor_label(lo: float, hi: float, thr: float | None, floor: float | None) -> str:
+    base = f"{lo:.1f}–{hi:.1f} s"
+    return base if thr is None else f"{base} ≥{thr:g}@{floor:g}"
+
+
+def validation_choice(mode: str) -> tuple[float, float, float | None, float | None] | None:
+    """Validation's (min, max, threshold, floor) of a mode, from `models.eot.select_floor` (threshold
+    None: validation chose no early floor)."""
+    import json
+
+    if not SELECTION.is_file():
+        return None
+    c = json.loads(SELECTION.read_text())[mode]["chosen"]
+    return (c["min"], c["max"], c["threshold"], c["floor"])
+
+
+def against_vad(results: dict[str, dict[str, list[Row]]], engines: Sequence[str]) -> None:
+    """The issue's curve test: at each cut-off budget, the model's fastest setting against the fastest
+    VAD timer (median latency; 'none' = no setting within the budget)."""
+    print("\nModel vs VAD timers: fastest median within each cut-off budget (ms; win = model lower)")
+    print("| engine | detector | " + " | ".join(f"≤{b:.0%}" for b in BUDGETS) + " |")
+    print("|---|---|" + "---|" * len(BUDGETS))
+    for engine in ["all", *engines]:
+        res = results.get(engine, {})
+        vad = res.get("vad", [])
+        for name in ("model (audio)", "model (+words)"):
+            cells = []
+            for budget in BUDGETS:
+                m, v = best_under(res.get(name, []), budget), best_under(vad, budget)
+                mm = "none" if m is None else f"{m[2]['median_ms']:.0f} ({m[0]})"
+                vv = "none" if v is None else f"{v[2]['median_ms']:.0f}"
+                win = m is not None and (v is None or m[2]["median_ms"] < v[2]["median_ms"])
+                cells.append(f"{mm} vs {vv} {'win' if win else 'lose'}")
+            print(f"| {engine} | {name} | " + " | ".join(cells) + " |")
+    for mode, name in (("audio", "model (audio)"), ("words", "model (+words)")):
+        chosen = validation_choice(mode)
+        if chosen is None:
+            continue
+        label = floor_label(*chosen)
+        for engine in ["all", *engines]:
+            row = next((r for r in results.get(engine, {}).get(name, []) if r[0] == label), None)
+            if row is not None:
+                r = row[2]
+                print(
+                    f"validation's choice, {name} {label}, {engine}: cut-offs {r['cutoff']:.1%}, "
+                    f"median {r['median_ms']:.0f} ms, p95 {r['p95_ms']:.0f} ms"
+                )
+
+
 def per_family(res: dict[str, list[Row]]) -> None:
-    picks = (
+    picks = [
         ("model (audio)", "0.1–2.0 s"),
         ("model (+words)", "0.1–2.0 s"),
         ("before (audio)", "0.1–2.0 s"),
         ("before (+words)", "0.1–2.0 s"),
         ("vad", "1.5 s"),
-    )
+    ]
+    for mode, name in (("audio", "model (audio)"), ("words", "model (+words)")):
+        chosen = validation_choice(mode)
+        if chosen is not None:
+            picks.append((name, floor_label(*chosen)))
     print("\nCut pauses per family (" + " / ".join(f"{n} {s}" for n, s in picks) + "):")
     outs = [next((o for s, _, _, o in res.get(n, []) if s == st), None) for n, st in picks]
     fams = sorted(next(o for o in outs if o is not None).by_family)
@@ -419,8 +602,13 @@ def per_family(res: dict[str, list[Row]]) -> None:
 
 
 def per_base(res: dict[str, list[Row]]) -> None:
-    print("\nPer held-out voice (model 0.2–2.0 s audio / +words; VAD 1.5 s): cut pauses, median/p95 ms")
-    for name, setting in (("model (audio)", "0.2–2.0 s"), ("model (+words)", "0.2–2.0 s"), ("vad", "1.5 s")):
+    print("\nPer held-out voice: cut pauses, median/p95 ms")
+    picks = [("model (audio)", "0.2–2.0 s"), ("model (+words)", "0.2–2.0 s"), ("vad", "1.5 s")]
+    for mode, name in (("audio", "model (audio)"), ("words", "model (+words)")):
+        chosen = validation_choice(mode)
+        if chosen is not None:
+            picks.append((name, floor_label(*chosen)))
+    for name, setting in picks:
         o = next((o for s, _, _, o in res.get(name, []) if s == setting), None)
         if o is None:
             continue
@@ -469,7 +657,7 @@ def crosscheck(calls: list[Call], detector: BenchDetector, silero: SileroModel) 
         line = call.rendered.line
         res = replayer.replay_pcm(line, np.zeros_like(line), SR, f"call{call.index}")
         a = [round(e.t, 3) for e in res.events if isinstance(e, EndOfTurn)]
-        b = [round(t, 3) for t in run_call(call, opts, detector, silero)]
+        b = [round(t, 3) for t in run_call(call, opts, detector, silero, stop_early=False)]
         same += a == b
     print(f"Replayer cross-check: {same}/{len(calls)} calls with identical end_of_turn times")
 

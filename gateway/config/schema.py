@@ -241,6 +241,10 @@ class TurnHandlingConfig(Section):
     # Calls without an STT may use their own range (None: min/max_endpointing_delay).
     audio_only_min_endpointing_delay: Seconds | None = _TH.audio_only_min_endpointing_delay
     audio_only_max_endpointing_delay: Seconds | None = _TH.audio_only_max_endpointing_delay
+    # Model mode: a probability >= the threshold commits after early_floor_delay (None: no floor).
+    early_floor_threshold: Probability | None = _TH.early_floor_threshold
+    audio_only_early_floor_threshold: Probability | None = _TH.audio_only_early_floor_threshold
+    early_floor_delay: Seconds = _TH.early_floor_delay
     endpointing: EndpointingConfig = EndpointingConfig()
     turn_detector: DetectorName = _TH.turn_detector
     interruption: InterruptionConfig = InterruptionConfig()
@@ -263,6 +267,13 @@ class TurnHandlingConfig(Section):
                 "audio_only_max_endpointing_delay",
                 f"the audio-only range must have min <= max, got {lo} > {hi}",
             )
+        floored = self.early_floor_threshold is not None or self.audio_only_early_floor_threshold is not None
+        if floored and self.early_floor_delay > min(self.min_endpointing_delay, lo):
+            raise cross_field_error(
+                "early_floor_delay",
+                f"must be <= the minimum endpointing delay ({min(self.min_endpointing_delay, lo)}), "
+                f"got {self.early_floor_delay}",
+            )
         return self
 
     def to_options(self) -> TurnHandlingOptions:
@@ -275,6 +286,9 @@ class TurnHandlingConfig(Section):
             max_endpointing_delay=self.max_endpointing_delay,
             audio_only_min_endpointing_delay=self.audio_only_min_endpointing_delay,
             audio_only_max_endpointing_delay=self.audio_only_max_endpointing_delay,
+            early_floor_threshold=self.early_floor_threshold,
+            audio_only_early_floor_threshold=self.audio_only_early_floor_threshold,
+            early_floor_delay=self.early_floor_delay,
             endpointing=EndpointingOptions(**self.endpointing.model_dump()),
             interruption=InterruptionOptions(
                 enabled=i.enabled,

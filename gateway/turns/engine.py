@@ -51,6 +51,11 @@ last voiced audio, not from when VAD noticed the silence. Speech resuming cancel
 turn. With an STT attached, a turn needs a final transcript with words to be committed. A call without
 an STT uses ``audio_only_min/max_endpointing_delay`` instead of min/max when they are set (the model is
 less sure from the audio alone, so its best range differs).
+
+The early floor (``model``): a probability at or above ``early_floor_threshold`` (the audio-only one
+for a call without an STT) waits only ``early_floor_delay`` instead of at least min, so a confident
+verdict commits as soon as the silence is that long; below it the min..max rule holds, and a
+hesitation the model doubts still waits up to max.
 """
 
 from __future__ import annotations
@@ -224,6 +229,14 @@ class TurnEngine:
         if not self.has_stt and opts.audio_only_max_endpointing_delay is not None:
             return opts.audio_only_max_endpointing_delay
         return opts.max_endpointing_delay
+
+    @property
+    def early_floor_threshold(self) -> float | None:
+        """The probability at or above which the early floor applies (None: no early floor)."""
+        opts = self.options
+        if not self.has_stt and opts.audio_only_early_floor_threshold is not None:
+            return opts.audio_only_early_floor_threshold
+        return opts.early_floor_threshold
 
     @property
     def min_endpointing_delay(self) -> float:
@@ -683,7 +696,11 @@ class TurnEngine:
             p = turn.eot_probability
             if p is None:
                 return high, None
-            return high - p * (high - low), p
+            wait = high - p * (high - low)
+            floor = self.early_floor_threshold
+            if floor is not None and p >= floor:
+                wait = min(wait, opts.early_floor_delay)
+            return wait, p
         return low, None
 
     def _turn_ready(self, t: float, turn: _PendingTurn) -> tuple[bool, float, float | None]:

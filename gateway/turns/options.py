@@ -133,6 +133,14 @@ class TurnHandlingOptions:
     # their own range; None keeps min/max_endpointing_delay for them.
     audio_only_min_endpointing_delay: float | None = None
     audio_only_max_endpointing_delay: float | None = None
+    # The early floor (turn_detection "model"): an end-of-turn probability at or above
+    # `early_floor_threshold` commits after `early_floor_delay` of silence (from the end of the last
+    # voiced audio) instead of the min..max wait; lower probabilities keep the min..max rule, so a
+    # hesitation still waits up to max. None: no early floor. Calls without an STT use
+    # `audio_only_early_floor_threshold` when set (the audio-only probability is calibrated apart).
+    early_floor_threshold: float | None = None
+    audio_only_early_floor_threshold: float | None = None
+    early_floor_delay: float = 0.25
     endpointing: EndpointingOptions = field(default_factory=EndpointingOptions)
     # End-of-turn detector for turn_detection "model": "auto", "onnx", "heuristic", "module:factory".
     turn_detector: str = "auto"

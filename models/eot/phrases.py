@@ -381,6 +381,61 @@ def date_turn(rng: np.random.Generator, t: Templates) -> Turn:
     return (Part(f"{intro} {month} {ordinal}", False), Part(f"{year}.", True))
 
 
+# Self-corrections ("on Tuesday, no, Wednesday"): a frame said with one slot value, then the caller
+# corrects it. Frames per split (training frames never appear in the held-out set); each frame's slot
+# kind gives the corrected value. Two shapes: the marker ends the first part ("... Tuesday, no," pause
+# "Wednesday.": the words say it is unfinished) or starts the second ("... Tuesday" pause "no,
+# Wednesday.": the first part sounds finished, the pause before a correction is short).
+CORRECTION_FRAMES: dict[str, tuple[tuple[str, str], ...]] = {
+    "train": (
+        ("I'd like {x}", "day"),
+        ("can I come in on {x}", "day"),
+        ("put me down for {x}", "time"),
+        ("I was born in {x}", "month"),
+        ("the appointment is at {x}", "time"),
+        ("my last name is {x}", "name"),
+        ("it was on {x}", "day"),
+        ("I'd prefer {x}", "time"),
+        ("it's for {x}", "treatment"),
+        ("my first name is {x}", "first"),
+    ),
+    "heldout": (
+        ("could you book me for {x}", "day"),
+        ("I'll be there at {x}", "time"),
+        ("the booking is under {x}", "name"),
+        ("my birthday is in {x}", "month"),
+        ("I need {x}", "treatment"),
+        ("let's say {x}", "day"),
+    ),
+}
+CORRECTION_ENDS = ("no", "sorry", "I mean", "no, wait", "actually", "oh no, sorry")
+CORRECTION_STARTS = ("no", "sorry, I mean", "actually", "no no", "wait, no")
+_SLOT_VALUES = {
+    "day": DAYS,
+    "time": TIMES,
+    "month": MONTHS,
+    "name": NAMES,
+    "first": FIRST,
+    "treatment": TREATMENTS,
+}
+
+
+def correction_turn(rng: np.random.Generator, t: Templates) -> Turn:
+    """A self-correction: "can I come in on Tuesday, no," ... "Wednesday." (see CORRECTION_FRAMES)."""
+    frames = CORRECTION_FRAMES["heldout" if t is HELDOUT_TEMPLATES else "train"]
+    frame, kind = frames[int(rng.integers(len(frames)))]
+    values = _SLOT_VALUES[kind]
+    a, b = rng.choice(len(values), size=2, replace=False)
+    first, second = frame.format(x=values[int(a)]), values[int(b)]
+    if rng.random() < 0.5:
+        marker = CORRECTION_ENDS[int(rng.integers(len(CORRECTION_ENDS)))]
+        return (Part(f"{first}, {marker}", False), Part(_finish(second, rng), True))
+    marker = CORRECTION_STARTS[int(rng.integers(len(CORRECTION_STARTS)))]
+    return (Part(first, False), Part(_finish(f"{marker}, {second}", rng), True))
+
+
+# The last family has weight 0 in every recipe so far: appended with no weight, it leaves every
+# earlier draw of `draw_turn` unchanged (the committed model's corpus and the benchmark's calls).
 FAMILIES: dict[str, tuple[float, Callable[[np.random.Generator, Templates], Turn]]] = {
     "complete": (0.35, complete_turn),
     "hesitation": (0.20, hesitation_turn),
@@ -388,6 +443,7 @@ FAMILIES: dict[str, tuple[float, Callable[[np.random.Generator, Templates], Turn
     "filler": (0.08, filler_turn),
     "number": (0.15, number_turn),
     "date": (0.10, date_turn),
+    "correction": (0.0, correction_turn),
 }
 
 
