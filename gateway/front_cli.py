@@ -5,7 +5,7 @@
 
 The configuration comes from `gateway/edges/sip/front.cfg.tmpl` through the renderer of the node's
 own front (`gateway.edges.sip.kamailio`): OPTIONS probing of every node, round-robin of new INVITEs
-over the nodes that answer, failover of an INVITE a node refuses (486/500/503) or leaves unanswered
+over the nodes that answer, failover of an INVITE a node refuses (408/480/486/5xx) or leaves unanswered
 to the next node. Kamailio runs in the foreground; SIGTERM or SIGINT stops it.
 """
 
