@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, make_url, select
 
 from gateway.metrics import schema
 from gateway.metrics.database import create_db_engine
@@ -120,8 +120,8 @@ class Hosts:
 
 
 class TcpForwarder:
-    """PostgreSQL for the namespaces: listens on the bridge address, forwards to 127.0.0.1:5432 (the
-    local server listens on loopback only, with trust for 127.0.0.1)."""
+    """PostgreSQL for the namespaces: listens on the bridge address, forwards to the test server (the
+    local one listens on loopback only, with trust for 127.0.0.1)."""
 
     def __init__(self, listen: str, target: tuple[str, int]) -> None:
         self.listen, self.target = listen, target
@@ -297,10 +297,12 @@ def _finish(proc: subprocess.Popen[str], timeout: float = 120.0) -> tuple[int, s
     return proc.returncode, out
 
 
-@pytest.fixture
-def topology(postgres_admin_url: str, tmp_path: Path) -> Iterator[Topology]:
+@contextlib.contextmanager
+def make_topology(postgres_admin_url: str, work: Path) -> Iterator[Topology]:
+    """Bridge, namespaces (front, node1, node2), a fresh migrated database and its forwarder; all
+    removed afterwards. Start the processes with `start_node` and `start_front`."""
     if os.geteuid() != 0 or not shutil.which("ip"):
-        pytest.fail("the multi-node test makes network namespaces: it needs root and iproute2")
+        raise RuntimeError("the multi-node topology makes network namespaces: it needs root and iproute2")
     hosts = Hosts(_free_subnet(), f"{random.randint(0, 0xFFF):03x}")
     url = create_pg_database(postgres_admin_url)
     forwarder: TcpForwarder | None = None
@@ -309,11 +311,14 @@ def topology(postgres_admin_url: str, tmp_path: Path) -> Iterator[Topology]:
     try:
         hosts.create({"front": 10, "node1": 11, "node2": 12})
         schema.upgrade(url)
-        forwarder = TcpForwarder(hosts.host_address, ("127.0.0.1", 5432))
+        parsed = make_url(url)
+        forwarder = TcpForwarder(hosts.host_address, (parsed.host or "127.0.0.1", parsed.port or 5432))
         forwarder.start()
-        ns_url = url.replace("127.0.0.1:5432", f"{hosts.host_address}:{forwarder.port}")
-        (tmp_path / "soak.yaml").write_text(AGENT)
-        topo = Topology(hosts, tmp_path, ns_url, engine)
+        ns_url = parsed.set(host=hosts.host_address, port=forwarder.port).render_as_string(
+            hide_password=False
+        )
+        (work / "soak.yaml").write_text(AGENT)
+        topo = Topology(hosts, work, ns_url, engine)
         yield topo
     finally:
         if topo is not None:
@@ -323,6 +328,12 @@ def topology(postgres_admin_url: str, tmp_path: Path) -> Iterator[Topology]:
         engine.dispose()
         hosts.destroy()
         drop_pg_database(postgres_admin_url, url)
+
+
+@pytest.fixture
+def topology(postgres_admin_url: str, tmp_path: Path) -> Iterator[Topology]:
+    with make_topology(postgres_admin_url, tmp_path) as topo:
+        yield topo
 
 
 def test_drain_and_kill_lose_no_call_record(topology: Topology) -> None:
