@@ -13,15 +13,19 @@ import ipaddress
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from ruamel.yaml import YAML
+from sqlalchemy import make_url
 
 from gateway.cli import build_parser
 from gateway.config.loader import load_gateway_config
@@ -265,3 +269,95 @@ def test_dashboard_uses_the_provisioned_data_sources() -> None:
             assert target["datasource"]["uid"] in uids, panel["title"]
             if "expr" in target:
                 assert _metric_names(target["expr"]) <= exported, panel["title"]
+
+
+# -- the image itself (opt-in: root, podman and debootstrap, about ten minutes the first time) -------
+
+IMAGE_ENV = "GATEWAY_TEST_IMAGE"
+
+
+def _podman(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """podman without a daemon (vfs storage). Where cgroups are a v1/v2 hybrid (crun refuses them) runc
+    with cgroupfs runs the containers; rlimits stay within this process's own."""
+    base = ["podman", "--storage-driver", "vfs"]
+    if shutil.which("runc"):
+        base += ["--runtime", "runc", "--cgroup-manager", "cgroupfs"]
+    if args[0] == "run":
+        nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        nproc = min(resource.getrlimit(resource.RLIMIT_NPROC)[1], 4096)
+        args = (
+            "run",
+            "--ulimit",
+            f"nofile={nofile}:{nofile}",
+            "--ulimit",
+            f"nproc={nproc}:{nproc}",
+            *args[1:],
+        )
+    return subprocess.run([*base, *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.slow
+def test_image_builds_serves_a_call_and_drains(postgres_admin_url: str, tmp_path: Path) -> None:
+    """The image built without a Docker engine (docker/build-without-engine.sh), run with podman in a
+    network namespace of its own: migrations, a node that turns healthy, takes a call, records it in
+    PostgreSQL as its instance, runs as user 10001, and exits 0 on SIGTERM after draining."""
+    wanted = os.environ.get(IMAGE_ENV, "")
+    if not wanted:
+        pytest.skip(f"set {IMAGE_ENV}=1 to build and run the image (root, podman, debootstrap), or to a tag")
+    from tests.conftest import create_pg_database, drop_pg_database
+    from tests.test_multinode_netns import Hosts, TcpForwarder, _free_subnet
+
+    tag = wanted if wanted != "1" else "voice-gateway:test"  # an image already built, or build it now
+    if wanted == "1":
+        build = subprocess.run(
+            ["bash", str(DOCKER / "build-without-engine.sh"), tag],
+            capture_output=True,
+            text=True,
+            timeout=3600,
+        )
+        assert build.returncode == 0, build.stderr[-4000:]
+    hosts = Hosts(_free_subnet(), f"{os.getpid() % 0xFFF:03x}")
+    url = create_pg_database(postgres_admin_url)
+    forwarder: TcpForwarder | None = None
+    name = f"gw-image-test-{os.getpid()}"
+    try:
+        hosts.create({"node": 11})
+        node = hosts.namespaces["node"]
+        parsed = make_url(url)
+        forwarder = TcpForwarder(hosts.host_address, (parsed.host or "127.0.0.1", parsed.port or 5432))
+        forwarder.start()
+        ns_url = parsed.set(host=hosts.host_address, port=forwarder.port).render_as_string(False)
+        netns = ["--network", f"ns:/var/run/netns/{hosts.ns('node')}", "-e", f"GATEWAY_DB_URL={ns_url}"]
+        migrate = _podman("run", "--rm", *netns, tag, "db", "upgrade", timeout=300)
+        assert migrate.returncode == 0, migrate.stderr
+        run = _podman(
+            "run", "-d", "--name", name, *netns, "-e", "GATEWAY_INSTANCE=image-node", tag,
+            "serve", "--config", "/etc/gateway/gateway.yaml", "--run-dir", "/var/lib/gateway/run",
+            "--role", "node", "--set", "sip.workers=1",
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        deadline = time.monotonic() + 240
+        while _podman("healthcheck", "run", name).returncode != 0:
+            state = _podman("inspect", "--format", "{{.State.Status}}", name).stdout.strip()
+            assert state == "running" and time.monotonic() < deadline, _podman("logs", name).stderr[-4000:]
+            time.sleep(2)
+        assert _podman("exec", name, "id", "-u").stdout.strip() == "10001"
+        call = subprocess.run(
+            ["sipp", "-sf", str(REPO / "sip" / "scenarios" / "uac_echo.xml"), "-s", "anyone",
+             "-i", hosts.host_address, "-mi", hosts.host_address, "-p", "0", "-nostdin", "-m", "1",
+             "-d", "2000", "-key", "pt", "0", "-key", "codec", "PCMU", "-rtp_echo", f"{node}:5060"],
+            capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        )  # fmt: skip
+        assert call.returncode == 0, call.stdout[-2000:]
+        stop = _podman("stop", "-t", "45", name, timeout=60)
+        assert stop.returncode == 0, stop.stderr
+        assert _podman("inspect", "--format", "{{.State.ExitCode}}", name).stdout.strip() == "0"
+        with psycopg.connect(make_url(url).set(drivername="postgresql").render_as_string(False)) as conn:
+            rows = conn.execute("SELECT instance, end_reason, ended_at IS NOT NULL FROM calls").fetchall()
+        assert rows == [("image-node", "caller_hangup", True)]
+    finally:
+        _podman("rm", "-f", name)
+        if forwarder is not None:
+            forwarder.stop()
+        hosts.destroy()
+        drop_pg_database(postgres_admin_url, url)
