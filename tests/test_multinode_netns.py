@@ -45,7 +45,7 @@ from sqlalchemy import Engine, func, make_url, select
 from gateway.metrics import schema
 from gateway.metrics.database import create_db_engine
 from gateway.metrics.nodes import NODE_LOST
-from gateway.metrics.tables import Call
+from gateway.metrics.tables import Call, SpeechSegment
 from tests.conftest import create_pg_database, drop_pg_database
 
 REPO = Path(__file__).resolve().parent.parent
@@ -392,4 +392,14 @@ def test_drain_and_kill_lose_no_call_record(topology: Topology) -> None:
     assert {cid for cid, r in reasons.items() if r == NODE_LOST} == on_node2
     with topo.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(Call)).scalar() == 20
+        # with its events: the greeting the agent spoke is a speech segment of every call that ran
+        spoken = dict(
+            conn.execute(
+                select(Call.call_id, func.count(SpeechSegment.id))
+                .join(SpeechSegment, SpeechSegment.call_id == Call.id)
+                .where(SpeechSegment.speaker == "agent")
+                .group_by(Call.call_id)
+            ).all()
+        )
+    assert {cid for cid in answered if cid not in on_node2} <= set(spoken), "calls without their events"
     print(f"\nnode2 killed: its {len(on_node2)} calls closed as node_lost {closed_after:.1f} s later")
