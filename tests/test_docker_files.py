@@ -184,6 +184,9 @@ def test_every_command_line_parses_with_the_gateway_parser() -> None:
     commands.append(json.loads(re.search(r"^CMD (\[.*\])$", dockerfile, re.M).group(1)))  # type: ignore[union-attr]
     commands = [c for c in commands if c]
     assert {c[0] for c in commands} == {"serve", "front", "db"}
+    # the nodes of the compose file and the manifests run as nodes (the Dockerfile's CMD: one machine)
+    nodes = [c for c in commands[:-1] if c[0] == "serve"]
+    assert len(nodes) == 3 and all(c[c.index("--role") + 1] == "node" for c in nodes)
     for argv in commands:
         args = parser.parse_args(argv)
         assert callable(args.func), argv
