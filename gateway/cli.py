@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "gateway.replay_cli",  # replay
     "gateway.eval_bargein",  # eval-bargein
     "gateway.serve_cli",  # serve
+    "gateway.front_cli",  # front (a dispatcher over several nodes)
     "gateway.edges.sip.cli",  # call
     "gateway.metrics.cli",  # db, calls, report
     "gateway.demo.appointments",  # appointments (demo tool service)

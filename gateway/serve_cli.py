@@ -40,6 +40,14 @@ def register(sub: Any) -> None:
     )
     serve.add_argument("--db", default=None, help="metrics database URL (default: database.url)")
     serve.add_argument("--http-port", type=int, default=None, help="HTTP port (http.port; 0 = any free port)")
+    serve.add_argument(
+        "--role",
+        choices=("standalone", "node"),
+        default="standalone",
+        help="node: one of several gateways behind `gateway front`, sharing one PostgreSQL; it holds "
+        "its instance's lock there and closes the calls of nodes that died (gateway.metrics.nodes)",
+    )
+    serve.add_argument("--instance", default=None, help="this gateway's name in calls.instance")
     serve.set_defaults(func=_serve)
 
 
@@ -75,25 +83,39 @@ def _serve(args: argparse.Namespace) -> int:
     if args.drain_timeout is not None:
         plan.drain_timeout = args.drain_timeout
     plan.run_dir = args.run_dir
+    if args.session and args.role == "node":
+        print("gateway serve: --role node needs the metrics database (no --session)", file=sys.stderr)
+        return 2
     if args.session:
         services: list[Service] = [SipService(plan, load_session_factory(args.session))]
     else:
         from gateway.runtime import EdgeUnavailable, GatewayRuntime
 
         runtime = GatewayRuntime(cfg, args.db)
+        if args.instance:
+            runtime.instance = args.instance
         try:
             services = runtime.services(plan)
         except EdgeUnavailable as exc:
             print(f"gateway serve: {exc}", file=sys.stderr)
             return 2
+        if args.role == "node":
+            from gateway.metrics.nodes import NodeSweeper
+
+            if not runtime.db_url.startswith("postgresql"):
+                print("gateway serve: --role node needs a PostgreSQL database (--db)", file=sys.stderr)
+                return 2
+            services.insert(1, NodeSweeper(runtime.db_url, runtime.instance))  # after metrics
         agents = [r.agent for r in cfg.routes] + ([cfg.default_agent] if cfg.default_agent else [])
         runtime.runner.warm_up(agents)
         # Models and configs loaded above live for the whole process: keep them out of the garbage
         # collector's generations, so its pauses stay short on the audio loop.
         gc.collect()
         gc.freeze()
+    from gateway.metrics.nodes import NodeLockHeld
+
     try:
         return asyncio.run(run_services(services, plan.drain_timeout))
-    except SchemaOutOfDate as exc:
+    except (SchemaOutOfDate, NodeLockHeld) as exc:
         print(f"gateway serve: {exc}", file=sys.stderr)
         return 2

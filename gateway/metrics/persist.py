@@ -113,6 +113,25 @@ def apply_records(
             _update(conn, [r for r in group if isinstance(r, UpdateRow)])
 
 
+def last_alive(
+    conn: Connection, call_pk: int, started_at: datetime, answered_at: datetime | None
+) -> datetime:
+    """The last moment a call is known to have been alive: its start, answer, latest event or turn, or
+    the end of its latest speech segment."""
+    origin: datetime = answered_at or started_at
+    candidates: list[datetime] = [started_at] + ([answered_at] if answered_at else [])
+    for model in (InterruptionEvent, Turn):
+        last = conn.execute(select(func.max(model.occurred_at)).where(model.call_id == call_pk)).scalar()
+        if last is not None:
+            candidates.append(last)
+    last_speech = conn.execute(
+        select(func.max(SpeechSegment.end_s)).where(SpeechSegment.call_id == call_pk)
+    ).scalar()
+    if last_speech is not None:
+        candidates.append(origin + timedelta(seconds=float(last_speech)))
+    return max(candidates)
+
+
 def close_open_calls(conn: Connection, instance: str, keep: set[str]) -> list[int]:
     """Close this instance's calls that have no end (left open by a crash or kill), except `keep` (calls
     live in this process). `ended_at` is the last moment the call is known to have been alive."""
@@ -125,21 +144,10 @@ def close_open_calls(conn: Connection, instance: str, keep: set[str]) -> list[in
     for call_pk, uid, started_at, answered_at in open_calls:
         if uid in keep:
             continue
-        origin: datetime = answered_at or started_at
-        candidates: list[datetime] = [started_at] + ([answered_at] if answered_at else [])
-        for model in (InterruptionEvent, Turn):
-            last = conn.execute(select(func.max(model.occurred_at)).where(model.call_id == call_pk)).scalar()
-            if last is not None:
-                candidates.append(last)
-        last_speech = conn.execute(
-            select(func.max(SpeechSegment.end_s)).where(SpeechSegment.call_id == call_pk)
-        ).scalar()
-        if last_speech is not None:
-            candidates.append(origin + timedelta(seconds=float(last_speech)))
         conn.execute(
             update(Call)
             .where(Call.id == call_pk, Call.ended_at.is_(None))
-            .values(ended_at=max(candidates), end_reason=GATEWAY_RESTART)
+            .values(ended_at=last_alive(conn, call_pk, started_at, answered_at), end_reason=GATEWAY_RESTART)
         )
         closed.append(call_pk)
     if closed:
@@ -147,4 +155,11 @@ def close_open_calls(conn: Connection, instance: str, keep: set[str]) -> list[in
     return closed
 
 
-__all__ = ["GATEWAY_RESTART", "UnknownCall", "apply_records", "close_open_calls", "is_unavailable"]
+__all__ = [
+    "GATEWAY_RESTART",
+    "UnknownCall",
+    "apply_records",
+    "close_open_calls",
+    "is_unavailable",
+    "last_alive",
+]

@@ -82,8 +82,13 @@ DEFAULT_BATCH_INTERVAL_S = 0.5
 _MAX_RESPAWN_DELAY_S = 30.0
 
 
+INSTANCE_ENV = "GATEWAY_INSTANCE"
+
+
 def default_instance() -> str:
-    return socket.gethostname()
+    """This gateway's name in `calls.instance`: `$GATEWAY_INSTANCE`, else the host name (several
+    gateways on one host, or sharing one database from containers, need names of their own)."""
+    return os.environ.get(INSTANCE_ENV) or socket.gethostname()
 
 
 @dataclass(frozen=True)
