@@ -2,7 +2,8 @@
 
 It places one call, plays the caller WAV from the moment media flows, records everything the
 far end sends (the agent) at the codec's rate, optionally sends RFC 4733 DTMF, hangs up after
-`duration` seconds (or when the far end does), and returns a summary.
+`duration` seconds, when `stop` is set (`gateway call` sets it on SIGTERM or SIGINT) or when the
+far end hangs up, and returns a summary.
 """
 
 from __future__ import annotations
@@ -74,8 +75,9 @@ class _Call(pj.Call):
         self.media_ready.set()
 
 
-def place_call(opts: CallOptions) -> CallResult:
+def place_call(opts: CallOptions, stop: threading.Event | None = None) -> CallResult:
     result = CallResult()
+    stop = stop or threading.Event()
     ep, port = create_endpoint(
         EndpointOptions(
             sip_port=0, codecs=opts.codecs, tcp=opts.transport == "tcp", tls=opts.transport == "tls"
@@ -115,7 +117,7 @@ def place_call(opts: CallOptions) -> CallResult:
                 if dtmf_pending and answered_at and now - answered_at >= opts.dtmf_at:
                     call.dialDtmf(opts.dtmf)
                     dtmf_pending = False
-            if now >= deadline:
+            if now >= deadline or (stop.is_set() and not result.ended_by):
                 result.ended_by = "caller" if answered_at else "timeout"
                 call.hangup(pj.CallOpParam(True))
                 deadline = now + 5.0

@@ -31,6 +31,9 @@ def register(sub: Any) -> None:
 
 
 def _call(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
     from gateway.edges.sip.caller import CallOptions, place_call
 
     opts = CallOptions(
@@ -45,12 +48,16 @@ def _call(args: argparse.Namespace) -> int:
         user=args.user,
         password=os.environ.get("GATEWAY_SIP_PASSWORD", ""),
     )
+    # SIGTERM / SIGINT hang the call up (a BYE) and still print the summary.
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
     # PJSIP prints its start-up lines on stdout: keep stdout for the JSON summary alone.
     sys.stdout.flush()
     saved = os.dup(1)
     os.dup2(2, 1)
     try:
-        result = place_call(opts)
+        result = place_call(opts, stop)
     finally:
         os.dup2(saved, 1)
         os.close(saved)

@@ -20,6 +20,7 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +70,7 @@ class Worker:
         self.calls: dict[int, CallState] = {}
         self._graveyard: list[Any] = []  # pjsua2 objects whose callbacks may still be on the stack
         self._next_slot = 1
+        self._rejects: deque[tuple[WorkerCall, int, str, bool]] = deque()
         self.draining = False
         self._drain_deadline = 0.0
         self.stop = threading.Event()
@@ -104,6 +106,7 @@ class Worker:
             next_tick = 0.0
             while not self.stop.is_set():
                 ep.libHandleEvents(10)
+                self._send_rejects()
                 self._run_commands()
                 now = time.monotonic()
                 if now >= next_tick:
@@ -218,6 +221,17 @@ class Worker:
         log.info("call %s for agent %s from %s (slot %d)", state.call_id, agent, state.caller, slot)
 
     def _reject(self, call: WorkerCall, code: int, reason: str, retry_after: bool = False) -> None:
+        """Refuse the call once `onIncomingCall` has returned: a final answer from inside the
+        callback aborts pjsua2 2.15 when the INVITE has no SDP (an assertion in
+        pjsip_rx_data_free_cloned, found by tests/test_fuzz_sip.py)."""
+        self._rejects.append((call, code, reason, retry_after))
+
+    def _send_rejects(self) -> None:
+        while self._rejects:
+            call, code, reason, retry_after = self._rejects.popleft()
+            self._send_reject(call, code, reason, retry_after)
+
+    def _send_reject(self, call: WorkerCall, code: int, reason: str, retry_after: bool) -> None:
         prm = pj.CallOpParam()
         prm.statusCode = code
         prm.reason = reason

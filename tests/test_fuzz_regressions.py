@@ -1,0 +1,78 @@
+"""Regression tests for the crashes the fuzz targets (tests/test_fuzz_*.py) found, one per crash."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+from sip_fixtures import REPO, RawSip, bare_worker_command, invite, kill_group, sdp_offer, status
+
+from gateway.edges.sip.ports import free_port
+
+
+@contextlib.contextmanager
+def bare_worker(*overrides: str) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """A worker without a session host, straight on a loopback port, and its process."""
+    port = free_port()
+    proc = subprocess.Popen(
+        bare_worker_command(port, *overrides),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith(b"READY")
+        yield port, proc
+    finally:
+        kill_group(proc)
+
+
+@pytest.mark.slow
+def test_refusing_an_invite_without_sdp_does_not_abort_the_worker() -> None:
+    # pjsua2 2.15 aborted (assertion in pjsip_rx_data_free_cloned) when a worker refused a
+    # late-offer INVITE from inside onIncomingCall: the worker and its calls died.
+    with bare_worker("routes=[{match: dental, agent: d.yaml}]") as (port, proc):
+        raw = RawSip()
+        try:
+            for _ in range(3):
+                assert status(raw.request(invite(port, raw.port, user="nobody"), port)) == 404
+            assert proc.poll() is None, "the worker died"
+            reply = raw.request(invite(port, raw.port, body=sdp_offer(raw.port + 2)), port)
+            assert status(reply) == 200 and reply is not None
+            assert status(raw.ack_and_bye(reply, port)) == 200
+        finally:
+            raw.close()
+        assert proc.poll() is None
+
+
+class _Routes:
+    def route(self, requested: str, callee: str, default: str | None) -> str:
+        return "dental"
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"\x80", "application/x-www-form-urlencoded"),  # not UTF-8
+        (b"garbage", "multipart/form-data; boundary=b"),  # no starting boundary
+    ],
+)
+async def test_twilio_webhook_answers_400_to_an_unreadable_form(body: bytes, content_type: str) -> None:
+    # Both used to raise inside the handler: a 500 and a traceback in the log.
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from gateway.edges import mediastream
+    from gateway.edges.mediastream import MediaStreamSettings
+
+    app = web.Application()
+    mediastream.install(app, _Routes(), MediaStreamSettings(secret="x"))  # type: ignore[arg-type]
+    async with TestClient(TestServer(app)) as client:
+        r = await client.post("/twilio/voice", data=body, headers={"Content-Type": content_type})
+        assert r.status == 400 and "unreadable form body" in await r.text()
+        ok = await client.post("/twilio/voice", data={"CallSid": "CA1", "To": "+1555"})
+        assert ok.status == 200 and "<Stream url=" in await ok.text()
