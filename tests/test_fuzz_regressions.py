@@ -76,3 +76,26 @@ async def test_twilio_webhook_answers_400_to_an_unreadable_form(body: bytes, con
         assert r.status == 400 and "unreadable form body" in await r.text()
         ok = await client.post("/twilio/voice", data={"CallSid": "CA1", "To": "+1555"})
         assert ok.status == 200 and "<Stream url=" in await ok.text()
+
+
+def test_a_control_character_in_yaml_names_its_line() -> None:
+    # ruamel's ReaderError carries a position, not a line: the error named no line at all.
+    from gateway.config.errors import ConfigError
+    from gateway.config.yamlsource import parse_yaml
+
+    with pytest.raises(ConfigError) as err:
+        parse_yaml("agent: x\ngreeting: hi\x1f\n", file="a.yaml")
+    assert err.value.line == 2 and str(err.value).startswith("a.yaml:2: invalid YAML: character")
+
+
+def test_aliases_of_aliases_are_refused_quickly() -> None:
+    # Nine levels of ten aliases each ("billion laughs") used to expand for hours.
+    from gateway.config.errors import ConfigError
+    from gateway.config.yamlsource import parse_yaml
+
+    lines = ['a0: &a0 ["x","x","x","x","x","x","x","x","x","x"]']
+    lines += [f"a{i}: &a{i} [{','.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    with pytest.raises(ConfigError, match="expands to more than 100000 values"):
+        parse_yaml("\n".join(lines) + "\n", file="bomb.yaml")
+    ok = parse_yaml("base: &b {x: 1}\none: *b\ntwo: *b\n")  # ordinary aliases still work
+    assert ok.data == {"base": {"x": 1}, "one": {"x": 1}, "two": {"x": 1}}
