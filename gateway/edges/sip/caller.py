@@ -40,6 +40,7 @@ class CallOptions:
     dtmf: str = ""
     dtmf_at: float = 0.5
     timeout: float = 10.0  # for the answer
+    srtp: str = "off"  # off | optional (offer RTP/AVP with keys) | required (offer RTP/SAVP)
     user: str = ""  # SIP digest credentials, when the gateway asks for them
     password: str = field(default="", repr=False)
 
@@ -56,11 +57,22 @@ class CallResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+# The transport profile of the answer's audio stream (RTP/SAVP: SRTP with SDES keys).
+MEDIA_PROTOS = {
+    pj.PJMEDIA_TP_PROTO_RTP_AVP: "RTP/AVP",
+    pj.PJMEDIA_TP_PROTO_RTP_SAVP: "RTP/SAVP",
+    pj.PJMEDIA_TP_PROTO_DTLS_SRTP: "UDP/TLS/RTP/SAVP",
+    pj.PJMEDIA_TP_PROTO_RTP_AVPF: "RTP/AVPF",
+    pj.PJMEDIA_TP_PROTO_RTP_SAVPF: "RTP/SAVPF",
+}
+
+
 class _Call(pj.Call):
     def __init__(self, account: pj.Account) -> None:
         super().__init__(account)
         self.state = -1
         self.status = 0
+        self.reason = ""
         self.media_ready = threading.Event()
         self.disconnected = False
 
@@ -68,6 +80,7 @@ class _Call(pj.Call):
         info = self.getInfo()
         self.state = info.state
         self.status = info.lastStatusCode
+        self.reason = str(info.lastReason)
         if info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
             self.disconnected = True
 
@@ -84,7 +97,7 @@ def place_call(opts: CallOptions, stop: threading.Event | None = None) -> CallRe
         )
     )
     account = pj.Account()
-    acfg = account_config(EndpointOptions(), port, user=opts.user or "caller")
+    acfg = account_config(EndpointOptions(srtp=opts.srtp), port, user=opts.user or "caller")
     if opts.user:
         acfg.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", opts.user, 0, opts.password))
     account.create(acfg)
@@ -124,6 +137,7 @@ def place_call(opts: CallOptions, stop: threading.Event | None = None) -> CallRe
         if not result.ended_by:
             result.ended_by = "remote"
         result.status = call.status
+        result.extra["reason"] = call.reason
         result.seconds = time.monotonic() - answered_at if answered_at else 0.0
         if media is not None:
             recorded.extend(media.inbound.drain())
@@ -153,6 +167,7 @@ def _connect_media(call: _Call, caller: Any, result: CallResult) -> CallMediaPor
     codec = str(stream.codecName)
     rate = 16000 if codec.upper().startswith("G722") else int(stream.codecClockRate)
     result.codec, result.sample_rate = codec, rate
+    result.extra["media_proto"] = MEDIA_PROTOS.get(int(stream.proto), str(stream.proto))
     playout = PlayoutBuffer(frame_bytes(rate), 1 << 30)
     if caller is not None:
         pcm = np.ascontiguousarray(caller.pcm[:, 0])

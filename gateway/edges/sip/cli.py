@@ -26,6 +26,12 @@ def register(sub: Any) -> None:
     )
     call.add_argument("--dtmf", default="", help="digits to send (RFC 4733) after --dtmf-at seconds")
     call.add_argument("--dtmf-at", type=float, default=0.5)
+    call.add_argument(
+        "--srtp",
+        choices=["off", "optional", "required"],
+        default="off",
+        help="SRTP (SDES keys in the SDP: use with --transport tls); required offers RTP/SAVP",
+    )
     call.add_argument("--user", default="", help="SIP digest user name (password: $GATEWAY_SIP_PASSWORD)")
     call.set_defaults(func=_call)
 
@@ -45,6 +51,7 @@ def _call(args: argparse.Namespace) -> int:
         transport=args.transport,
         dtmf=args.dtmf,
         dtmf_at=args.dtmf_at,
+        srtp=args.srtp,
         user=args.user,
         password=os.environ.get("GATEWAY_SIP_PASSWORD", ""),
     )
