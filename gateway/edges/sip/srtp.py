@@ -2,13 +2,17 @@
 
 pjsua2 itself refuses a plain offer under mandatory SRTP before the application sees the call
 (a bare 488, no log line), so the worker runs pjsua2 with SRTP optional and refuses plain offers
-itself, with a reason the caller and the log can read. Sans-I/O: text in, a verdict out.
+itself, with a reason the caller and the log can read. Only the secure profiles count: under
+optional SRTP pjsua2 answers an RTP/SAVP offer with SRTP or not at all, while keys offered on a
+plain RTP/AVP line (best-effort SRTP) may end in plain RTP when no crypto suite matches. The
+pjsua2 wheel has no DTLS-SRTP (an account asking for it offers plain RTP/AVP), so SDES it is.
+Sans-I/O: text in, a verdict out.
 """
 
 from __future__ import annotations
 
-SECURE_PROFILES = ("RTP/SAVP", "RTP/SAVPF", "UDP/TLS/RTP/SAVP", "UDP/TLS/RTP/SAVPF")
-REFUSAL = "SRTP required: offer RTP/SAVP with a=crypto keys (SDES, over TLS) or DTLS-SRTP"
+SECURE_PROFILES = ("RTP/SAVP", "RTP/SAVPF")
+REFUSAL = "SRTP required: offer RTP/SAVP with a=crypto keys (SDES, over TLS)"
 
 
 def sdp_body(message: str) -> str:
@@ -21,24 +25,11 @@ def sdp_body(message: str) -> str:
 
 
 def offers_srtp(sdp: str) -> bool:
-    """True when the offer's first active audio stream is SRTP: a secure profile, or SDES keys
-    (`a=crypto`) or a DTLS fingerprint in its media section; False for plain RTP or no offer."""
-    media: list[list[str]] = []
-    session: list[str] = []
+    """True when the offer's first active audio stream has a secure profile (RTP/SAVP or
+    RTP/SAVPF); False for plain RTP, keys on a plain profile, or no offer at all."""
     for raw in sdp.replace("\r\n", "\n").split("\n"):
-        line = raw.strip()
-        if line.startswith("m="):
-            media.append([line])
-        elif media:
-            media[-1].append(line)
-        else:
-            session.append(line)
-    for section in media:
-        fields = section[0][2:].split()
+        fields = raw.strip()[2:].split() if raw.strip().startswith("m=") else []
         if len(fields) < 3 or fields[0] != "audio" or fields[1].split("/")[0] == "0":
             continue
-        if fields[2].upper() in SECURE_PROFILES:
-            return True
-        attributes = section[1:] + session
-        return any(a.startswith(("a=crypto:", "a=fingerprint:")) for a in attributes)
+        return fields[2].upper() in SECURE_PROFILES
     return False
