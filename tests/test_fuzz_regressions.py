@@ -99,3 +99,37 @@ def test_aliases_of_aliases_are_refused_quickly() -> None:
         parse_yaml("\n".join(lines) + "\n", file="bomb.yaml")
     ok = parse_yaml("base: &b {x: 1}\none: *b\ntwo: *b\n")  # ordinary aliases still work
     assert ok.data == {"base": {"x": 1}, "one": {"x": 1}, "two": {"x": 1}}
+
+
+class _Choice:
+    agent = "dental"
+    sample_rate = 16000
+
+
+class _Sessions:
+    def choose(self, requested: str, callee: str, default: str | None) -> _Choice:
+        return _Choice()
+
+
+async def test_a_webrtc_offer_without_audio_is_refused_with_a_reason() -> None:
+    # aiortc failed to answer an offer whose only stream is a data channel, then failed to close
+    # the half-made peer connection as well: a 500 and a traceback.
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+    from aiortc import RTCPeerConnection
+
+    from gateway.edges import webrtc
+    from gateway.edges.webrtc import WebRtcSettings
+
+    pc = RTCPeerConnection()
+    pc.addTransceiver("audio", direction="sendrecv")
+    pc.createDataChannel("events")
+    await pc.setLocalDescription(await pc.createOffer())
+    sdp = pc.localDescription.sdp
+    await pc.close()
+    no_audio = "\r\n".join(line for line in sdp.split("\r\n") if not line.startswith("m=audio"))
+    app = web.Application()
+    webrtc.install(app, _Sessions(), WebRtcSettings(addresses=["127.0.0.1"]))  # type: ignore[arg-type]
+    async with TestClient(TestServer(app)) as client:
+        r = await client.post("/webrtc/offer", json={"sdp": no_audio, "type": "offer"})
+        assert r.status == 400 and (await r.json())["error"] == "the offer has no audio stream"
