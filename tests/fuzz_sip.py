@@ -69,7 +69,9 @@ def mutated_request(draw: st.DrawFn, port: int, local_port: int, max_bytes: int 
     lines = request(method, port, local_port, user, body)
     for _ in range(draw(st.integers(0, 4))):
         op = draw(st.sampled_from(["drop", "double", "value", "line", "length", "junk_header", "big_header"]))
-        heads = range(1, lines.index(""))
+        heads = range(1, len(lines) - 2)  # between the request line and the blank line
+        if not heads and op in ("drop", "double", "value"):
+            continue
         if op == "drop" and len(heads) > 1:
             del lines[draw(st.sampled_from(heads))]
         elif op == "double":
@@ -92,8 +94,12 @@ def mutated_request(draw: st.DrawFn, port: int, local_port: int, max_bytes: int 
                 )
             )
         elif op == "length":
-            i = next(j for j in heads if lines[j].startswith("Content-Length"))
-            lines[i] = f"Content-Length: {draw(st.sampled_from(['-5', '100000', '4294967296', 'x', '']))}"
+            value = f"Content-Length: {draw(st.sampled_from(['-5', '100000', '4294967296', 'x', '']))}"
+            found = [j for j in heads if lines[j].startswith("Content-Length")]
+            if found:
+                lines[found[0]] = value
+            else:
+                lines.insert(1, value)
         elif op == "junk_header":
             lines.insert(1, f"{draw(TEXT).replace(':', '')}: {draw(TEXT)}")
         elif op == "big_header":
