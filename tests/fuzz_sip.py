@@ -254,6 +254,41 @@ def rtp_packets(draw: st.DrawFn) -> bytes:
     return header + payload
 
 
+def _field(message: str, name: str) -> str:
+    for line in message.split("\r\n\r\n", 1)[0].split("\r\n")[1:]:
+        key, _, value = line.partition(":")
+        if key.strip().lower() == name:
+            return value.strip()
+    return ""
+
+
+def exchange(raw: Any, data: bytes, port: int, timeout: float) -> str | None:
+    """Send a request and return its own final reply: the first final one with the request's
+    Call-ID and CSeq (late replies and retransmissions of earlier cases are skipped); None if
+    none came within `timeout`. A request without a readable Call-ID takes any final reply."""
+    import time
+
+    text = data.decode("utf-8", "replace")
+    call_id, cseq = _field(text, "call-id"), _field(text, "cseq")
+    raw.sock.sendto(data, ("127.0.0.1", port))
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        raw.sock.settimeout(left)
+        try:
+            reply = raw.sock.recv(65535).decode(errors="replace")
+        except OSError:
+            return None
+        code = reply.split(" ", 2)[1] if reply.startswith("SIP/2.0 ") else ""
+        if not (code.isdigit() and int(code) >= 200):
+            continue
+        if call_id and (_field(reply, "call-id") != call_id or _field(reply, "cseq") != cseq):
+            continue
+        if not code.startswith(("2", "3")):
+            raw.ack(reply, port)
+        return reply
+    return None
+
+
 def end_call(raw: Any, reply: str, port: int, timeout: float = 3.0) -> str | None:
     """ACK a 2xx that came through the front and BYE the call, along the record-routed path
     (`raw` is a sip_fixtures.RawSip); the BYE's final reply."""
@@ -276,6 +311,5 @@ def end_call(raw: Any, reply: str, port: int, timeout: float = 3.0) -> str | Non
         if method == "ACK":
             raw.sock.sendto(msg.encode(), ("127.0.0.1", port))
         else:
-            got: str | None = raw.request(msg.encode(), port, timeout)
-            return got
+            return exchange(raw, msg.encode(), port, timeout)
     return None

@@ -187,8 +187,8 @@ async def post(url: str, body: bytes, content_type: str) -> tuple[int, str]:
 
 
 def wait_finished(gw: LiveGateway, call_id: str) -> Any:
-    async def until() -> Any:
-        while not any(c.call_id == call_id for c in gw.media.finished):
+    async def until() -> Any:  # the close is recorded after the call is finished
+        while not any(c.call_id == call_id for c in gw.media.closed):
             await gw.media.wait_closed(len(gw.media.closed) + 1)
         return next(c for c in gw.media.finished if c.call_id == call_id)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sip_fixtures import REPO, RawSip, bare_worker_command, invite, kill_group, sdp_offer, status
@@ -133,3 +134,28 @@ async def test_a_webrtc_offer_without_audio_is_refused_with_a_reason() -> None:
     async with TestClient(TestServer(app)) as client:
         r = await client.post("/webrtc/offer", json={"sdp": no_audio, "type": "offer"})
         assert r.status == 400 and (await r.json())["error"] == "the offer has no audio stream"
+
+
+@pytest.mark.slow
+def test_offers_of_many_media_lines_are_refused_at_the_front(tmp_path: Path) -> None:
+    # pjsua2 keeps two sockets per media line of every offer a worker has answered and aborted
+    # (pj_ioqueue_register_sock2, then sdp_neg create_answer) once its I/O queue was full: a few
+    # INVITEs of 8 m= lines killed a worker and its calls.
+    from sip_fixtures import gateway_serve, header
+
+    base = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+    line = "m=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+    with gateway_serve(tmp_path) as gw:
+        raw = RawSip()
+        try:
+            for n in (8, 4, 30, 8, 8, 8):
+                reply = raw.request(invite(gw.port, raw.port, body=base + line * n), gw.port)
+                assert reply is not None and reply.startswith("SIP/2.0 488 Too Many Media Streams"), reply
+            for lf in (False, True):  # LF line ends are caught too
+                body = (base + line * 5).replace("\r\n", "\n") if lf else base + line * 5
+                assert status(raw.request(invite(gw.port, raw.port, body=body), gw.port)) == 488
+            reply = raw.request(invite(gw.port, raw.port, body=base + line * 3), gw.port)
+            assert status(reply) == 200 and reply is not None and header(reply, "contact")
+        finally:
+            raw.close()
+        assert "exited" not in (tmp_path / "serve.err").read_text()

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 from fuzz_fixtures import CASES, assert_no_unhandled, count, fuzz_settings, report
-from fuzz_sip import SDP_TEMPLATE, end_call, rtp_packets, sdp_offers, sip_datagrams
+from fuzz_sip import SDP_TEMPLATE, end_call, exchange, rtp_packets, sdp_offers, sip_datagrams
 from hypothesis import given
 from hypothesis import strategies as st
 from sip_fixtures import (
@@ -199,7 +199,7 @@ def _fuzz(port: int, raw: RawSip, low: int, high: int) -> None:
     @given(sdp_offers())
     def sdp(offer: str) -> None:
         count("sdp")
-        reply = raw.request(invite(port, raw.port, body=offer), port, timeout=2.0)
+        reply = exchange(raw, invite(port, raw.port, body=offer), port, timeout=2.0)
         assert well_formed(reply), reply
         code = status(reply)
         if code is not None and 200 <= code < 300:
