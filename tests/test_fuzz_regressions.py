@@ -137,7 +137,7 @@ async def test_a_webrtc_offer_without_audio_is_refused_with_a_reason() -> None:
 
 
 @pytest.mark.slow
-def test_offers_of_many_media_lines_are_refused_at_the_front(tmp_path: Path) -> None:
+def test_offers_that_abort_pjsua2_are_refused_at_the_front(tmp_path: Path) -> None:
     # pjsua2 keeps two sockets per media line of every offer a worker has answered and aborted
     # (pj_ioqueue_register_sock2, then sdp_neg create_answer) once its I/O queue was full: a few
     # INVITEs of 8 m= lines killed a worker and its calls.
@@ -154,6 +154,10 @@ def test_offers_of_many_media_lines_are_refused_at_the_front(tmp_path: Path) -> 
             for lf in (False, True):  # LF line ends are caught too
                 body = (base + line * 5).replace("\r\n", "\n") if lf else base + line * 5
                 assert status(raw.request(invite(gw.port, raw.port, body=body), gw.port)) == 488
+            # no c= line and a disabled stream: pjsua2 aborted on its answer (sdp_neg create_answer)
+            no_c = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 0 RTP/AVP 0\r\n"
+            reply = raw.request(invite(gw.port, raw.port, body=no_c), gw.port)
+            assert reply is not None and reply.startswith("SIP/2.0 400 Bad SDP: no connection address")
             reply = raw.request(invite(gw.port, raw.port, body=base + line * 3), gw.port)
             assert status(reply) == 200 and reply is not None and header(reply, "contact")
         finally:
