@@ -186,11 +186,31 @@ async def post(url: str, body: bytes, content_type: str) -> tuple[int, str]:
         return r.status, await r.text(errors="replace")
 
 
+async def closed_after(edge: MediaStreamEdge, last: Any) -> Any:
+    """The first close the edge recorded after `last` (its newest record before; None: none).
+    `edge.closed` keeps the last 1000, so records are found by identity, not by count."""
+    event = edge._closed_event
+    while True:
+        event.clear()
+        records = list(edge.closed)
+        index = next((i for i, r in enumerate(records) if r is last), -1) if last is not None else -1
+        if index + 1 < len(records):
+            return records[index + 1]
+        await event.wait()
+
+
+def newest(edge: MediaStreamEdge) -> Any:
+    return edge.closed[-1] if edge.closed else None
+
+
 def wait_finished(gw: LiveGateway, call_id: str) -> Any:
     async def until() -> Any:  # the close is recorded after the call is finished
-        while not any(c.call_id == call_id for c in gw.media.closed):
-            await gw.media.wait_closed(len(gw.media.closed) + 1)
-        return next(c for c in gw.media.finished if c.call_id == call_id)
+        event = gw.media._closed_event
+        while True:
+            event.clear()
+            if any(c.call_id == call_id for c in gw.media.closed):
+                return next(c for c in gw.media.finished if c.call_id == call_id)
+            await event.wait()
 
     return gw.run(until(), timeout=30)
 
@@ -217,10 +237,10 @@ def fuzz_streams(gw: LiveGateway, dialect: str) -> None:
     @given(stream_messages(dialect))
     def one_stream(messages: list[str | bytes]) -> None:
         count(target)
-        before = len(gw.media.closed)
+        last = newest(gw.media)
         path = f"/media/{dialect}" if CASES[target] % 2 else "/media"
         code = gw.run(stream(gw.url(path, "ws"), messages))
-        closed = gw.run(gw.media.wait_closed(before + 1), timeout=30)[before]
+        closed = gw.run(closed_after(gw.media, last), timeout=30)
         assert closed.code in CLOSE_CODES and closed.reason, closed
         assert code in CLOSE_CODES | {None}, code
 
