@@ -236,11 +236,6 @@ class WebRtcEdge:
                 if task is not asyncio.current_task():
                     task.cancel()
             await call.pc.close()
-            # A track may have arrived while closing (a peer hung up at once): its reader too.
-            others = [task for task in call.tasks if task is not asyncio.current_task()]
-            for task in others:
-                task.cancel()
-            await asyncio.gather(*others, return_exceptions=True)
             self.calls.pop(call.id, None)
             self.finished.append(call)
             call.done.set()
