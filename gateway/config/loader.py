@@ -467,6 +467,14 @@ def gateway_warnings(config: GatewayConfig, origins: Origins) -> list[str]:
                     f"at most {capacity} calls will be answered",
                 )
             )
+    if sip.srtp != "off" and "tls" not in sip.transports:
+        out.append(
+            origins.warning(
+                ("sip", "srtp"),
+                "SRTP keys (SDES) travel in the SDP: without tls in sip.transports anyone who sees the "
+                "SIP traffic can decrypt the media",
+            )
+        )
     if not config.routes and config.default_agent is None:
         out.append(origins.warning(("routes",), "no routes and no default_agent: every call is rejected"))
     return out

@@ -539,6 +539,10 @@ class SipConfig(Section):
     # Retry-After (seconds) on 486/503 when the gateway is full, draining or rate limiting.
     retry_after: Annotated[int, BeforeValidator(_not_bool), Field(ge=0)] = 5
     session_timers: SipSessionTimersConfig = SipSessionTimersConfig()
+    # SRTP of the calls' media, keys by SDES in the SDP (so use it with tls; the pjsua2 wheel has no
+    # DTLS-SRTP): off = plain RTP only, optional = SRTP when the caller offers keys, required = only
+    # RTP/SAVP offers (others get 488 "SRTP Required").
+    srtp: Literal["off", "optional", "required"] = "off"
     # Seconds calls in progress may take to finish when the gateway stops (new calls get 503).
     drain_timeout: Seconds = 30.0
 

@@ -24,6 +24,7 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.reader import ReaderError
 
 from gateway.config.errors import ConfigError, KeyPath, format_key_path
 
@@ -34,6 +35,7 @@ class SourceMap:
 
     file: str | None
     lines: dict[KeyPath, int] = field(default_factory=dict)
+    values: int = 0  # values copied out of the document so far (aliases count each time)
 
     def line_of(self, path: KeyPath) -> int | None:
         """Line of `path`, or of its nearest ancestor that is in the file (None: nowhere)."""
@@ -87,7 +89,12 @@ def parse_yaml(text: str, file: str | None = "<string>") -> YamlDocument:
         docs = list(_yaml().load_all(text))
     except MarkedYAMLError as exc:
         raise _marked_error(exc, text, file) from None
-    except YAMLError as exc:  # pragma: no cover - ruamel marks nearly everything
+    except ReaderError as exc:  # a control character: ruamel gives its position, not a line
+        line = text.count("\n", 0, exc.position) + 1
+        raise ConfigError(
+            f"invalid YAML: character {exc.character!r} is not allowed", file=file, line=line
+        ) from None
+    except YAMLError as exc:  # pragma: no cover - ruamel marks nearly everything else
         raise ConfigError(f"invalid YAML: {exc}", file=file) from None
     if len(docs) > 1:
         raise ConfigError(
@@ -107,8 +114,18 @@ def _node_line(obj: Any) -> int | None:
     return int(lc.line) + 1
 
 
+# More values than any configuration needs: aliases of aliases ("billion laughs") expand
+# exponentially and would take the process's memory and minutes of CPU (found by fuzzing).
+MAX_VALUES = 100_000
+
+
 def _plain(obj: Any, path: KeyPath, source: SourceMap) -> Any:
     """Copy ruamel's round-trip values into plain Python values, recording key lines."""
+    source.values += 1
+    if source.values > MAX_VALUES:
+        raise source.error(
+            path, f"the document expands to more than {MAX_VALUES} values (aliases of aliases?)"
+        )
     if isinstance(obj, Mapping):
         out: dict[str, Any] = {}
         own_line = _node_line(obj)

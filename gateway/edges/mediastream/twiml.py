@@ -43,7 +43,11 @@ def connect_stream(url: str, parameters: dict[str, str]) -> str:
 async def voice_webhook(
     request: web.Request, sessions: CallSessions, settings: MediaStreamSettings
 ) -> web.Response:
-    form = await request.post()
+    try:
+        form = await request.post()
+    except ValueError as exc:  # not UTF-8, a broken multipart body (found by tests/test_fuzz_http.py)
+        log.warning("Twilio webhook from %s refused: unreadable form body (%s)", request.remote, exc)
+        return web.Response(status=400, text=f"bad request: unreadable form body ({exc})\n")
     params = {k: str(v) for k, v in form.items() if isinstance(v, str)}
     if settings.twilio_auth_token:
         signature = request.headers.get("X-Twilio-Signature", "")

@@ -2,7 +2,8 @@
 
 It places one call, plays the caller WAV from the moment media flows, records everything the
 far end sends (the agent) at the codec's rate, optionally sends RFC 4733 DTMF, hangs up after
-`duration` seconds (or when the far end does), and returns a summary.
+`duration` seconds, when `stop` is set (`gateway call` sets it on SIGTERM or SIGINT) or when the
+far end hangs up, and returns a summary.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class CallOptions:
     dtmf: str = ""
     dtmf_at: float = 0.5
     timeout: float = 10.0  # for the answer
+    srtp: str = "off"  # off | optional (offer RTP/AVP with keys) | required (offer RTP/SAVP)
     user: str = ""  # SIP digest credentials, when the gateway asks for them
     password: str = field(default="", repr=False)
 
@@ -55,11 +57,22 @@ class CallResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+# The transport profile of the answer's audio stream (RTP/SAVP: SRTP with SDES keys).
+MEDIA_PROTOS = {
+    pj.PJMEDIA_TP_PROTO_RTP_AVP: "RTP/AVP",
+    pj.PJMEDIA_TP_PROTO_RTP_SAVP: "RTP/SAVP",
+    pj.PJMEDIA_TP_PROTO_DTLS_SRTP: "UDP/TLS/RTP/SAVP",
+    pj.PJMEDIA_TP_PROTO_RTP_AVPF: "RTP/AVPF",
+    pj.PJMEDIA_TP_PROTO_RTP_SAVPF: "RTP/SAVPF",
+}
+
+
 class _Call(pj.Call):
     def __init__(self, account: pj.Account) -> None:
         super().__init__(account)
         self.state = -1
         self.status = 0
+        self.reason = ""
         self.media_ready = threading.Event()
         self.disconnected = False
 
@@ -67,6 +80,7 @@ class _Call(pj.Call):
         info = self.getInfo()
         self.state = info.state
         self.status = info.lastStatusCode
+        self.reason = str(info.lastReason)
         if info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
             self.disconnected = True
 
@@ -74,15 +88,16 @@ class _Call(pj.Call):
         self.media_ready.set()
 
 
-def place_call(opts: CallOptions) -> CallResult:
+def place_call(opts: CallOptions, stop: threading.Event | None = None) -> CallResult:
     result = CallResult()
+    stop = stop or threading.Event()
     ep, port = create_endpoint(
         EndpointOptions(
             sip_port=0, codecs=opts.codecs, tcp=opts.transport == "tcp", tls=opts.transport == "tls"
         )
     )
     account = pj.Account()
-    acfg = account_config(EndpointOptions(), port, user=opts.user or "caller")
+    acfg = account_config(EndpointOptions(srtp=opts.srtp), port, user=opts.user or "caller")
     if opts.user:
         acfg.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", opts.user, 0, opts.password))
     account.create(acfg)
@@ -115,13 +130,14 @@ def place_call(opts: CallOptions) -> CallResult:
                 if dtmf_pending and answered_at and now - answered_at >= opts.dtmf_at:
                     call.dialDtmf(opts.dtmf)
                     dtmf_pending = False
-            if now >= deadline:
+            if now >= deadline or (stop.is_set() and not result.ended_by):
                 result.ended_by = "caller" if answered_at else "timeout"
                 call.hangup(pj.CallOpParam(True))
                 deadline = now + 5.0
         if not result.ended_by:
             result.ended_by = "remote"
         result.status = call.status
+        result.extra["reason"] = call.reason
         result.seconds = time.monotonic() - answered_at if answered_at else 0.0
         if media is not None:
             recorded.extend(media.inbound.drain())
@@ -151,6 +167,7 @@ def _connect_media(call: _Call, caller: Any, result: CallResult) -> CallMediaPor
     codec = str(stream.codecName)
     rate = 16000 if codec.upper().startswith("G722") else int(stream.codecClockRate)
     result.codec, result.sample_rate = codec, rate
+    result.extra["media_proto"] = MEDIA_PROTOS.get(int(stream.proto), str(stream.proto))
     playout = PlayoutBuffer(frame_bytes(rate), 1 << 30)
     if caller is not None:
         pcm = np.ascontiguousarray(caller.pcm[:, 0])

@@ -26,11 +26,20 @@ def register(sub: Any) -> None:
     )
     call.add_argument("--dtmf", default="", help="digits to send (RFC 4733) after --dtmf-at seconds")
     call.add_argument("--dtmf-at", type=float, default=0.5)
+    call.add_argument(
+        "--srtp",
+        choices=["off", "optional", "required"],
+        default="off",
+        help="SRTP (SDES keys in the SDP: use with --transport tls); required offers RTP/SAVP",
+    )
     call.add_argument("--user", default="", help="SIP digest user name (password: $GATEWAY_SIP_PASSWORD)")
     call.set_defaults(func=_call)
 
 
 def _call(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
     from gateway.edges.sip.caller import CallOptions, place_call
 
     opts = CallOptions(
@@ -42,15 +51,20 @@ def _call(args: argparse.Namespace) -> int:
         transport=args.transport,
         dtmf=args.dtmf,
         dtmf_at=args.dtmf_at,
+        srtp=args.srtp,
         user=args.user,
         password=os.environ.get("GATEWAY_SIP_PASSWORD", ""),
     )
+    # SIGTERM / SIGINT hang the call up (a BYE) and still print the summary.
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
     # PJSIP prints its start-up lines on stdout: keep stdout for the JSON summary alone.
     sys.stdout.flush()
     saved = os.dup(1)
     os.dup2(2, 1)
     try:
-        result = place_call(opts)
+        result = place_call(opts, stop)
     finally:
         os.dup2(saved, 1)
         os.close(saved)

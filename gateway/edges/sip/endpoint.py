@@ -120,6 +120,13 @@ SESSION_TIMER_MODES = {
 }
 
 
+SRTP_MODES = {
+    "off": pj.PJMEDIA_SRTP_DISABLED,
+    "optional": pj.PJMEDIA_SRTP_OPTIONAL,
+    "required": pj.PJMEDIA_SRTP_MANDATORY,
+}
+
+
 def account_config(opts: EndpointOptions, sip_port: int, user: str = "gateway") -> pj.AccountConfig:
     """A local account (no registration) that receives calls on the endpoint's transports."""
     acfg = pj.AccountConfig()
@@ -137,4 +144,11 @@ def account_config(opts: EndpointOptions, sip_port: int, user: str = "gateway") 
         raise ValueError(f"session timer must be one of {', '.join(SESSION_TIMER_MODES)}") from None
     acfg.callConfig.timerSessExpiresSec = opts.session_expires
     acfg.callConfig.timerMinSESec = opts.min_se
+    try:
+        acfg.mediaConfig.srtpUse = SRTP_MODES[opts.srtp]
+    except KeyError:
+        raise ValueError(f"srtp must be one of {', '.join(SRTP_MODES)}") from None
+    # Secure signalling is the front's job: TLS ends at Kamailio and the worker hears the INVITE
+    # over loopback UDP, so pjsua2 must not ask for TLS (or sips:) itself before offering SRTP.
+    acfg.mediaConfig.srtpSecureSignaling = 0
     return acfg

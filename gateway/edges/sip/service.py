@@ -61,6 +61,7 @@ class SipPlan:
     session_expires: int
     min_se: int
     drain_timeout: float
+    srtp: str = "off"  # off | optional | required (sip.srtp)
     run_dir: Path | None = None  # generated configs, sockets and logs; None: a temporary directory
 
     @property
@@ -132,6 +133,7 @@ def plan_from_config(cfg: GatewayConfig, workers: int | None = None, max_calls: 
         ring_delay=sip.ring_delay,
         retry_after=sip.retry_after,
         session_timer=sip.session_timers.mode,
+        srtp=sip.srtp,
         session_expires=sip.session_timers.expires,
         min_se=sip.session_timers.min_se,
         drain_timeout=sip.drain_timeout,
@@ -181,6 +183,7 @@ def worker_options(plan: SipPlan, index: int, sip_port: int, control: str | None
             session_timer=plan.session_timer,
             session_expires=plan.session_expires,
             min_se=plan.min_se,
+            srtp=plan.srtp,
             tcp=plan.tcp,
             max_calls=plan.worker_caps[index],
         ),

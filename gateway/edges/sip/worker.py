@@ -20,13 +20,14 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
 import pjsua2 as pj
 
 from gateway.config.routing import route_agent
-from gateway.edges.sip import wire
+from gateway.edges.sip import srtp, wire
 from gateway.edges.sip.buffers import DropOldestQueue, PlayoutBuffer
 from gateway.edges.sip.bytevec import ByteVectorReader, choose_reader
 from gateway.edges.sip.endpoint import account_config, create_endpoint
@@ -69,6 +70,7 @@ class Worker:
         self.calls: dict[int, CallState] = {}
         self._graveyard: list[Any] = []  # pjsua2 objects whose callbacks may still be on the stack
         self._next_slot = 1
+        self._rejects: deque[tuple[WorkerCall, int, str, bool, str]] = deque()
         self.draining = False
         self._drain_deadline = 0.0
         self.stop = threading.Event()
@@ -96,7 +98,10 @@ class Worker:
         ep, self.sip_port = create_endpoint(self.opts.endpoint)
         self.link._hello["sip_port"] = self.sip_port
         account = WorkerAccount(self)
-        account.create(account_config(self.opts.endpoint, self.sip_port))
+        acfg = account_config(self.opts.endpoint, self.sip_port)
+        if self.opts.endpoint.srtp == "required":  # pjsua2 refuses silently: on_incoming_call says why
+            acfg.mediaConfig.srtpUse = pj.PJMEDIA_SRTP_OPTIONAL
+        account.create(acfg)
         try:
             self.link.connect()
             self.link.start()
@@ -104,6 +109,7 @@ class Worker:
             next_tick = 0.0
             while not self.stop.is_set():
                 ep.libHandleEvents(10)
+                self._send_rejects()
                 self._run_commands()
                 now = time.monotonic()
                 if now >= next_tick:
@@ -197,6 +203,10 @@ class Worker:
         if agent is None:
             self._reject(call, 404, "Not Found")
             return
+        if self.opts.endpoint.srtp == "required" and not srtp.offers_srtp(srtp.sdp_body(message)):
+            log.warning("call %s from %s refused: %s", info.callIdString, info.remoteUri, srtp.REFUSAL)
+            self._reject(call, 488, "SRTP Required", warning=srtp.REFUSAL)
+            return
         slot = self._next_slot
         self._next_slot += 1
         call.slot = slot
@@ -217,7 +227,19 @@ class Worker:
             self._answer(state, 200)
         log.info("call %s for agent %s from %s (slot %d)", state.call_id, agent, state.caller, slot)
 
-    def _reject(self, call: WorkerCall, code: int, reason: str, retry_after: bool = False) -> None:
+    def _reject(
+        self, call: WorkerCall, code: int, reason: str, retry_after: bool = False, warning: str = ""
+    ) -> None:
+        """Refuse the call once `onIncomingCall` has returned: a final answer from inside the
+        callback aborts pjsua2 2.15 when the INVITE has no SDP (an assertion in
+        pjsip_rx_data_free_cloned, found by tests/test_fuzz_sip.py)."""
+        self._rejects.append((call, code, reason, retry_after, warning))
+
+    def _send_rejects(self) -> None:
+        while self._rejects:
+            self._send_reject(*self._rejects.popleft())
+
+    def _send_reject(self, call: WorkerCall, code: int, reason: str, retry_after: bool, warning: str) -> None:
         prm = pj.CallOpParam()
         prm.statusCode = code
         prm.reason = reason
@@ -225,6 +247,11 @@ class Worker:
             header = pj.SipHeader()
             header.hName = "Retry-After"
             header.hValue = str(self.opts.retry_after)
+            prm.txOption.headers.append(header)
+        if warning:  # RFC 3261 Warning: 399 (miscellaneous), the agent, the text
+            header = pj.SipHeader()
+            header.hName = "Warning"
+            header.hValue = f'399 voice-gateway "{warning}"'
             prm.txOption.headers.append(header)
         try:
             call.answer(prm)

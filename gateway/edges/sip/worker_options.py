@@ -27,6 +27,7 @@ class EndpointOptions:
     session_timer: str = "optional"  # RFC 4028: off | optional | required (PJSIP's default: optional)
     session_expires: int = 1800  # Session-Expires we ask for, seconds
     min_se: int = 90  # the shortest session interval we accept, seconds
+    srtp: str = "off"  # off | optional | required: SRTP of the media (SDES keys)
     tcp: bool = True
     tls: bool = False  # a TLS client transport (the test caller; workers speak plain SIP to the front)
     max_calls: int = 4

@@ -109,6 +109,8 @@ class WebRtcEdge:
             return _bad("offer is not JSON")
         if not isinstance(body, dict) or body.get("type") != "offer" or not isinstance(body.get("sdp"), str):
             return _bad("expected {sdp, type: offer}")
+        if re.search(r"^m=audio [1-9]", body["sdp"], re.MULTILINE) is None:
+            return _bad("the offer has no audio stream")
         try:
             choice = self.sessions.choose(str(body.get("agent") or ""), "", self.settings.agent)
         except Exception as exc:
@@ -147,7 +149,8 @@ class WebRtcEdge:
             answer = await pc.createAnswer()
             await pc.setLocalDescription(answer)
         except Exception as exc:  # a bad SDP must not leak a peer connection
-            await pc.close()
+            with contextlib.suppress(Exception):  # aiortc may fail to close a half-made one too
+                await pc.close()
             return _bad(f"cannot answer the offer: {exc}")
         local = pc.localDescription
         transport.info = replace(info, codec=_codec_of(local.sdp))
