@@ -1,0 +1,345 @@
+"""Secure by default: offer tokens for WebRTC, /metrics restrictions, and `gateway serve` refusing
+to expose unauthenticated edges beyond loopback; refused attempts leave a log line, a counter and
+a row (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from aiohttp import ClientSession
+from aiohttp.test_utils import TestClient, TestServer
+from aiortc import RTCPeerConnection
+from session_fixtures import dental_agent_yaml
+from sqlalchemy import select
+
+from gateway.config.schema import DatabaseConfig, GatewayConfig, HttpConfig
+from gateway.edges import mediastream, webrtc
+from gateway.edges.mediastream import MediaStreamSettings
+from gateway.edges.webrtc import OfferTokens, WebRtcEdge, WebRtcSettings, make_offer_token
+from gateway.http.app import MetricsAccess, create_app
+from gateway.http.exposure import exposure_problems
+from gateway.metrics import schema
+from gateway.metrics.database import create_db_engine
+from gateway.metrics.prometheus import GatewayMetrics
+from gateway.metrics.tables import RefusedAttempt
+from gateway.runtime import GatewayRuntime
+from tests.test_metrics_http import _samples
+
+AGENT = dental_agent_yaml("security-test", "tts: {provider: espeak-ng}\n")
+
+
+# -- tokens ----------------------------------------------------------------------------------------
+
+
+def test_offer_tokens_are_per_agent_short_lived_and_single_use() -> None:
+    now = [1000.0]
+    tokens = OfferTokens("k", ttl=60, clock=lambda: now[0])
+    token, expires = tokens.mint("dental")
+    assert expires == 1060
+    assert tokens.check(token, "other") == "bad token signature (or a token for another agent)"
+    assert tokens.check(token, "dental") is None
+    assert tokens.check(token, "dental") == "token already used"
+    # an operator's web app mints with the same secret
+    assert tokens.check(make_offer_token("k", "dental", ttl=5, now=now[0]), "dental") is None
+    assert tokens.check(make_offer_token("wrong key", "dental", now=now[0]), "dental") is not None
+    late, _ = tokens.mint("")
+    now[0] += 61
+    assert tokens.check(late, "") == "token expired"
+    assert tokens.check("12.ab", "") == "malformed token"
+    assert tokens.check("12.ab.cd.ef", "") == "malformed token"
+    assert tokens.check("", "") == "malformed token"
+    assert OfferTokens().secret != OfferTokens().secret  # random per process without a secret
+
+
+# -- exposure ------------------------------------------------------------------------------------
+
+
+def _config(**sections: object) -> GatewayConfig:
+    return GatewayConfig.model_validate(sections)
+
+
+def test_loopback_needs_nothing() -> None:
+    assert exposure_problems(GatewayConfig(), env={}) == []
+
+
+def test_sip_beyond_loopback_needs_allow_or_auth() -> None:
+    problems = exposure_problems(_config(sip={"host": "0.0.0.0"}), env={})
+    assert [p for p, _ in problems] == [("sip", "host")]
+    assert "neither sip.allow nor sip.auth" in problems[0][1]
+    for sip in (
+        {"host": "0.0.0.0", "allow": ["203.0.113.0/24"]},
+        {"host": "0.0.0.0", "auth": {"username": "u", "password": "p"}},
+        {"host": "0.0.0.0", "allow_unauthenticated": True},
+    ):
+        assert exposure_problems(_config(sip=sip), env={}) == []
+
+
+def test_http_beyond_loopback_needs_every_edge_authenticated() -> None:
+    problems = exposure_problems(_config(http={"host": "0.0.0.0"}), env={})
+    assert [p for p, _ in problems] == [("mediastream", "secret"), ("http", "metrics")]
+    secured = {
+        "http": {"host": "0.0.0.0", "metrics": {"allow": ["10.0.0.0/8"]}},
+        "mediastream": {"secret": "s3cret"},
+    }
+    assert exposure_problems(_config(**secured), env={}) == []
+    # the same from the environment
+    env = {"GATEWAY_MEDIA_SECRET": "x", "GATEWAY_METRICS_TOKEN": "y"}
+    assert exposure_problems(_config(http={"host": "192.0.2.7"}), env=env) == []
+    open_demo = {**secured, "webrtc": {"open_demo": True}}
+    assert [p for p, _ in exposure_problems(_config(**open_demo), env={})] == [("webrtc", "open_demo")]
+    allowed = {"http": {"host": "0.0.0.0", "allow_unauthenticated": True}, "webrtc": {"open_demo": True}}
+    assert exposure_problems(_config(**allowed), env={}) == []
+    # `gateway serve --session` serves no HTTP
+    assert exposure_problems(_config(http={"host": "0.0.0.0"}), env={}, http=False) == []
+
+
+def test_serve_refuses_to_start_exposed(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "serve", "--set", "http.host=0.0.0.0", "--sip-host", "0.0.0.0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).parents[1])},
+    )
+    assert result.returncode == 2, result.stderr
+    assert "sip.host: listening on 0.0.0.0 with neither sip.allow nor sip.auth" in result.stderr
+    assert "mediastream.secret: media streams on 0.0.0.0 are not authenticated" in result.stderr
+    assert "http.metrics: /metrics on 0.0.0.0 is open to anyone" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# -- /metrics --------------------------------------------------------------------------------------
+
+
+async def test_metrics_by_token_and_address() -> None:
+    metrics = GatewayMetrics()
+    app = create_app(
+        metrics, metrics_access=MetricsAccess.from_config(HttpConfig(metrics={"token": "t0k"}).metrics)
+    )
+    async with TestClient(TestServer(app)) as client:
+        assert (await client.get("/metrics")).status == 401
+        assert (await client.get("/metrics", headers={"Authorization": "Bearer nope"})).status == 401
+        ok = await client.get("/metrics", headers={"Authorization": "Bearer t0k"})
+        assert ok.status == 200 and "gateway_active_calls" in await ok.text()
+        assert (await client.get("/healthz")).status == 200  # health stays open
+    for allow, status in ((["127.0.0.0/8"], 200), (["10.0.0.0/8", "::1/128"], 403)):
+        access = MetricsAccess.from_config(HttpConfig(metrics={"allow": allow}).metrics, env={})
+        async with TestClient(
+            TestServer(create_app(metrics, metrics_access=access), host="127.0.0.1")
+        ) as client:
+            assert (await client.get("/metrics")).status == status
+    with pytest.raises(ValueError, match="CIDR"):
+        HttpConfig(metrics={"allow": ["not a network"]})
+
+
+# -- WebRTC offers ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Served:
+    runtime: GatewayRuntime
+    edge: WebRtcEdge
+    base: str
+    db_url: str
+
+
+async def _serve(tmp_path: Path, db_url: str, settings: WebRtcSettings) -> AsyncIterator[Served]:
+    agent = tmp_path / "agent.yaml"
+    agent.write_text(AGENT)
+    config = GatewayConfig(
+        default_agent=str(agent), database=DatabaseConfig(url=db_url, spool_dir=str(tmp_path / "spool"))
+    ).model_copy(update={"http": HttpConfig.model_construct(host="127.0.0.1", port=0)})
+    runtime = GatewayRuntime(config, db_url)
+    metrics = runtime.metrics_service()
+    await metrics.start()
+    http = runtime.http_service()
+    edge = webrtc.install(http.app, runtime.runner, settings)
+    mediastream.install(http.app, runtime.runner, MediaStreamSettings(secret="s3cret", start_timeout=2))
+    await http.start()
+    try:
+        yield Served(runtime, edge, f"http://127.0.0.1:{http.port}", db_url)
+    finally:
+        await http.stop()
+        await metrics.stop()
+
+
+@pytest.fixture
+async def served(tmp_path: Path, migrated_url: str) -> AsyncIterator[Served]:
+    async for s in _serve(tmp_path, migrated_url, WebRtcSettings(addresses=["127.0.0.1"])):
+        yield s
+
+
+async def _offer_sdp() -> str:
+    pc = RTCPeerConnection()
+    pc.addTransceiver("audio", direction="sendrecv")
+    await pc.setLocalDescription(await pc.createOffer())
+    sdp = pc.localDescription.sdp
+    await pc.close()
+    return sdp
+
+
+async def test_offers_need_a_token_and_refusals_are_recorded(
+    served: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    sdp = await _offer_sdp()
+    async with ClientSession() as http:
+        with caplog.at_level(logging.WARNING, logger="gateway.calls"):
+            r = await http.post(f"{served.base}/webrtc/offer", json={"sdp": sdp, "type": "offer"})
+            assert r.status == 401 and (await r.json())["reason"] == "auth"
+            assert "webrtc call attempt refused (auth, 401): no offer token" in caplog.text
+        r = await http.post(f"{served.base}/webrtc/offer", json={"sdp": sdp, "type": "offer", "token": "1.x"})
+        assert r.status == 401
+        config = await (await http.get(f"{served.base}/webrtc/config")).json()
+        assert config["tokens"] == "loopback"  # the demo: no set-up, browsers on this host only
+        token = (await (await http.post(f"{served.base}/webrtc/token", json={"agent": ""})).json())["token"]
+        # a token for the default agent does not open another agent
+        r = await http.post(
+            f"{served.base}/webrtc/offer", json={"sdp": sdp, "type": "offer", "agent": "x", "token": token}
+        )
+        assert r.status == 401
+        # codecs: the edge here takes PCMU/PCMA only
+        served.edge.settings = WebRtcSettings(addresses=["127.0.0.1"], codecs=["PCMU", "PCMA"])
+        only_opus = _drop_codecs(sdp, keep="opus")
+        r = await http.post(
+            f"{served.base}/webrtc/offer",
+            json={"sdp": only_opus, "type": "offer", "token": token},
+        )
+        assert r.status == 400 and (await r.json())["reason"] == "codec"
+        served.edge.settings = WebRtcSettings(addresses=["127.0.0.1"])
+        token = (await (await http.post(f"{served.base}/webrtc/token", json={})).json())["token"]
+        r = await http.post(
+            f"{served.base}/webrtc/offer",
+            headers={"Authorization": f"Bearer {token}"},
+            json={"sdp": sdp, "type": "offer"},
+        )
+        assert r.status == 200, await r.text()
+        call_id = (await r.json())["id"]
+        r = await http.post(f"{served.base}/webrtc/offer", json={"sdp": sdp, "type": "offer", "token": token})
+        assert r.status == 401 and "already used" in (await r.json())["error"]
+        await http.post(f"{served.base}/webrtc/hangup", json={"id": call_id})
+        metrics = _samples(await (await http.get(f"{served.base}/metrics")).text())
+    refused = {
+        labels: v for (name, labels), v in metrics.items() if name == "gateway_call_attempts_refused_total"
+    }
+    assert refused == {
+        (("edge", "webrtc"), ("reason", "auth")): 4,
+        (("edge", "webrtc"), ("reason", "codec")): 1,
+    }
+    writer = served.runtime.writer
+    assert writer is not None
+    await writer.flush()
+    engine = create_db_engine(served.db_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    RefusedAttempt.edge, RefusedAttempt.reason, RefusedAttempt.status, RefusedAttempt.detail
+                ).order_by(RefusedAttempt.id)
+            ).all()
+    finally:
+        engine.dispose()
+    assert [(e, r, s) for e, r, s, _ in rows] == [
+        ("webrtc", "auth", 401),
+        ("webrtc", "auth", 401),
+        ("webrtc", "auth", 401),
+        ("webrtc", "codec", 400),
+        ("webrtc", "auth", 401),
+    ]
+    assert rows[3][3].startswith("offer has only opus")
+
+
+async def test_media_stream_refusals_are_recorded(served: Served) -> None:
+    ws_base = served.base.replace("http://", "ws://")
+    async with ClientSession() as http:
+        r = await http.get(f"{ws_base}/media/twilio?token=wrong")
+        assert r.status == 403
+        # no credentials at the handshake, none in the start message either
+        async with http.ws_connect(f"{ws_base}/media/twilio") as ws:
+            start = {
+                "event": "start",
+                "streamSid": "MZ1",
+                "start": {
+                    "streamSid": "MZ1",
+                    "callSid": "CA1",
+                    "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+                    "customParameters": {},
+                },
+            }
+            await ws.send_json({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+            await ws.send_json(start)
+            await ws.receive()
+            assert ws.close_code == 1008
+        # a stream that never starts
+        async with http.ws_connect(f"{ws_base}/media/twilio?token=s3cret") as ws:
+            await ws.receive()
+        metrics = _samples(await (await http.get(f"{served.base}/metrics")).text())
+    refused = {
+        labels: v for (name, labels), v in metrics.items() if name == "gateway_call_attempts_refused_total"
+    }
+    assert refused == {
+        (("edge", "mediastream"), ("reason", "auth")): 2,
+        (("edge", "mediastream"), ("reason", "bad_request")): 1,
+    }
+    writer = served.runtime.writer
+    assert writer is not None
+    await writer.flush()
+    engine = create_db_engine(served.db_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(RefusedAttempt.reason, RefusedAttempt.status, RefusedAttempt.detail).order_by(
+                    RefusedAttempt.id
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    assert [(r, s) for r, s, _ in rows] == [("auth", 403), ("auth", 1008), ("bad_request", 1008)]
+    assert rows[0][2] == "bad token signature" or "token" in rows[0][2]
+
+
+def _drop_codecs(sdp: str, keep: str) -> str:
+    lines = sdp.split("\r\n")
+    out = []
+    kept_pts: list[str] = []
+    for line in lines:
+        if line.startswith("a=rtpmap:"):
+            pt, name = line[len("a=rtpmap:") :].split(" ", 1)
+            if name.lower().startswith(keep):
+                kept_pts.append(pt)
+    for line in lines:
+        if line.startswith("m=audio "):
+            head = line.split(" ")[:3]
+            line = " ".join(head + kept_pts)
+        elif line.startswith(("a=rtpmap:", "a=fmtp:", "a=rtcp-fb:")):
+            pt = line.split(":", 1)[1].split(" ", 1)[0]
+            if pt not in kept_pts:
+                continue
+        out.append(line)
+    return "\r\n".join(out)
+
+
+async def test_page_password(tmp_path: Path) -> None:
+    settings = WebRtcSettings(addresses=["127.0.0.1"], page_password="open sesame")
+    db_url = f"sqlite:///{tmp_path / 'm.db'}"
+    schema.upgrade(db_url)
+    async for s in _serve(tmp_path, db_url, settings):
+        async with ClientSession() as http:
+            assert (await (await http.get(f"{s.base}/webrtc/config")).json())["tokens"] == "password"
+            r = await http.post(f"{s.base}/webrtc/token", json={"agent": "dental"})
+            assert r.status == 401 and (await r.json())["password"] is True
+            r = await http.post(f"{s.base}/webrtc/token", json={"agent": "dental", "password": "guess"})
+            assert r.status == 401
+            r = await http.post(f"{s.base}/webrtc/token", json={"agent": "dental", "password": "open sesame"})
+            assert r.status == 200
+            assert s.edge.tokens.check((await r.json())["token"], "dental") is None
+        closed = WebRtcSettings(addresses=["127.0.0.1"], open_demo=False)
+        s.edge.settings = closed
+        async with ClientSession() as http:
+            assert (await http.post(f"{s.base}/webrtc/token", json={})).status == 403
