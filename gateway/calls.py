@@ -59,8 +59,12 @@ class CallEnded:
 
 @dataclass(frozen=True)
 class Dtmf:
+    """A key the caller pressed, at call time `t`; `method` says how it came (rfc4733, sip_info,
+    page, a carrier's name) when the edge knows."""
+
     t: float
     digit: str
+    method: str = ""
 
 
 TransportEvent = InboundFrame | Dtmf | CallEnded

@@ -71,6 +71,8 @@ class Tools(Protocol):
 class Recorder(Protocol):
     def on_events(self, events: Sequence[Event], *, agent_text_heard: str | None = None) -> None: ...
 
+    def on_dtmf(self, t: float, digit: str, method: str = "") -> None: ...
+
     def turn_latencies(
         self,
         *,
@@ -152,6 +154,7 @@ class CallSession:
         self._new_agent_turn = True
         self._stt_latency: float | None = None
         self.end_reason = ""
+        self.dtmf: list[str] = []  # keys the caller pressed, in order
 
     # -- the call loop --------------------------------------------------------------------------
 
@@ -167,7 +170,7 @@ class CallSession:
                 if isinstance(event, InboundFrame):
                     self._on_frame(event)
                 elif isinstance(event, Dtmf):
-                    self.log.on_dtmf(event)
+                    self._on_dtmf(event)
                 elif isinstance(event, CallEnded):
                     self.end_reason = event.reason
                     break
@@ -194,6 +197,23 @@ class CallSession:
         if self._stt is not None:
             self._stt.push(frame.pcm)
         self._act(events)
+
+    def _on_dtmf(self, dtmf: Dtmf) -> None:
+        """A key the caller pressed: the call's timeline, its record, and the agent's context (the
+        next LLM request sees `[keypad] 5` as the caller's words)."""
+        log.info(
+            "call %s: DTMF %s at %.2f s%s",
+            self.transport.info.call_id,
+            dtmf.digit,
+            dtmf.t,
+            f" ({dtmf.method})" if dtmf.method else "",
+        )
+        self.dtmf.append(dtmf.digit)
+        self.log.on_dtmf(dtmf)
+        if self.recorder is not None:
+            self.recorder.on_dtmf(dtmf.t, dtmf.digit, dtmf.method)
+        if self.backends.llm is not None:
+            self.messages.append(ChatMessage("user", f"[keypad] {dtmf.digit}"))
 
     def _act(self, events: list[Event]) -> None:
         heard: str | None = None

@@ -219,7 +219,9 @@ class SessionHost:
         elif kind == wire.Kind.DTMF:
             transport = link.calls.get(slot)
             if transport is not None:
-                dtmf = Dtmf(int(body.get("seq", 0)) * FRAME_SECONDS, str(body["digit"]))
+                dtmf = Dtmf(
+                    int(body.get("seq", 0)) * FRAME_SECONDS, str(body["digit"]), str(body.get("method", ""))
+                )
                 transport.dtmf.append(dtmf)
                 transport._push(dtmf)
         elif kind == wire.Kind.CALL_END:

@@ -3,7 +3,9 @@
 Its two callbacks do as little as they can while holding the GIL: `onFrameReceived` copies the
 frame out of the SWIG `ByteVector` (the fast way when it passed its start-up check) into a
 drop-oldest queue (prefixed with its u32 sequence number, as the wire's FRAME payload wants it) and
-sets an event; `onFrameRequested` takes one frame from the playout buffer.
+sets an event; the conference bridge calls it every 20 ms, with no audio while the caller holds the
+call or sends no RTP, and such ticks become silent frames so the sequence stays on wall-clock time;
+`onFrameRequested` takes one frame from the playout buffer.
 Neither touches asyncio, sockets or the pjsua2 API.
 """
 
@@ -54,6 +56,11 @@ class CallMediaPort(pj.AudioMediaPort):
 
     def onFrameReceived(self, frame: pj.MediaFrame) -> None:
         if frame.type != pj.PJMEDIA_FRAME_TYPE_AUDIO or frame.size != self.frame_bytes:
+            # A tick without caller audio (on hold, an RTP gap): 20 ms of silence, so the call's
+            # clock (the frame sequence) stays on wall-clock time.
+            self.inbound.put(SEQ.pack(self.received) + bytes(self.frame_bytes))
+            self.received += 1
+            self._wake.set()
             return
         self.inbound.put(SEQ.pack(self.received) + self._read(frame.buf))
         self.received += 1
