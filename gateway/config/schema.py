@@ -342,6 +342,23 @@ class ToolConfig(Section):
         return v
 
 
+class DeadlinesConfig(Section):
+    """How long the session waits on a backend before the caller hears the fallback line and the call
+    goes on (seconds; time spent waiting on that backend only)."""
+
+    # LLM request -> first text or tool call.
+    llm_first_token: PositiveSeconds = 8.0
+    # LLM request -> the end of its answer.
+    llm_total: PositiveSeconds = 30.0
+    # TTS request (one sentence) -> first audio.
+    tts_first_audio: PositiveSeconds = 5.0
+    # TTS request (one sentence) -> the end of its audio.
+    tts_total: PositiveSeconds = 20.0
+    # The caller stopped talking -> any result from the STT; a streaming STT that stays silent
+    # longer is restarted.
+    stt_result: PositiveSeconds = 8.0
+
+
 _AGENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
 
@@ -358,6 +375,7 @@ class AgentConfig(Section):
     tts: ProviderConfig | None = None
     turn_handling: TurnHandlingConfig = TurnHandlingConfig()
     tools: list[ToolConfig] = Field(default_factory=list)
+    deadlines: DeadlinesConfig = DeadlinesConfig()
     # Extension point: a free-form section for backends that need more than provider keys (for
     # example the dialog policy of the `scripted` LLM). Its schema belongs to that backend, which
     # validates it and reports errors through `LoadedAgent.source.error(("policy", ...), ...)`.
