@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from aiohttp import web
 from audio_fixtures import espeak, place
-from session_fixtures import GREETING, EspeakCliTTS, dental_agent_yaml
+from session_fixtures import GREETING, EspeakCliTTS, ScriptLLM, dental_agent_yaml
 from websockets.asyncio.server import ServerConnection, serve
 
 from gateway.agents import session as session_module
@@ -130,6 +130,7 @@ async def test_llm_that_hangs_mid_stream(detectors: Detectors) -> None:
 async def test_tts_that_hangs(detectors: Detectors) -> None:
     session_module._FALLBACK_AUDIO.clear()
     inputs: list[str] = []
+    hang = [False]
 
     async def speech(request: web.Request) -> web.StreamResponse:
         body = await request.json()
@@ -138,11 +139,13 @@ async def test_tts_that_hangs(detectors: Detectors) -> None:
         await resp.prepare(request)
         tone = (np.sin(np.arange(24000) * 2 * np.pi * 440 / 24000) * 8000).astype("<i2").tobytes()
         await resp.write(tone[:4800])  # 0.1 s
-        if body["input"] in FALLBACK_LINE and inputs.count(body["input"]) == 1:  # one request a sentence
-            await resp.write(tone[4800:])  # prepared at call start, while the TTS works
+        if hang[0]:  # then nothing, the connection open until the client gives up
+            while request.transport is not None and not request.transport.is_closing():
+                await asyncio.sleep(0.1)
             return resp
-        while request.transport is not None and not request.transport.is_closing():
-            await asyncio.sleep(0.1)  # then nothing, the connection open until the client gives up
+        await resp.write(tone[4800:])  # 1 s a sentence
+        if FALLBACK_LINE.endswith(body["input"]):
+            hang[0] = True  # the fallback line is prepared (after the greeting): from now on, hang
         return resp
 
     app = web.Application()
@@ -150,18 +153,20 @@ async def test_tts_that_hangs(detectors: Detectors) -> None:
     runner, url = await serve_app(app)
     try:
         tts = OpenAITTS(TtsOptions.model_validate({"base_url": f"{url}/v1", "timeout": 30}))
-        caller = place(12.0, [])
-        session, transport = await run_call(detectors, Backends(tts=tts), caller)
+        caller = place(22.0, [(7.0, espeak("can I book a cleaning", voice="en-gb"))])
+        backends = Backends(llm=ScriptLLM(["Let me see."]), tts=tts)
+        session, transport = await run_call(detectors, backends, caller)
         await tts.aclose()
     finally:
         await runner.cleanup()
-    said = [text for _, text in session.log.agent_said]
-    # the greeting's TTS hung; then the fallback's TTS hung too
-    assert said == [GREETING, FALLBACK_LINE], said
-    # ... and the caller heard the fallback line as the TTS said it at the start (1 s of tone)
+    said = session.log.agent_said
+    assert [text for _, text in said] == [GREETING, "Let me see.", FALLBACK_LINE], said
+    # the reply's TTS hung, and so did the fallback line's; the caller heard the fallback line as the
+    # TTS said it after the greeting (two sentences, 1 s each)
     agent = transport.agent_track().astype(np.float32)
     loud = np.abs(agent).reshape(-1, 160).max(axis=1) > 1000
-    assert loud.sum() * 0.02 >= 0.9
+    reply_from = round(said[1][0] / 0.02)
+    assert loud[reply_from:].sum() * 0.02 >= 1.9
 
 
 class SilentDeepgram:

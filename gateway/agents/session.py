@@ -172,8 +172,6 @@ class CallSession:
     async def run(self) -> str:
         if self.backends.stt is not None:
             self._open_stt()
-        if self.backends.tts is not None:
-            self._spawn(self._prepare_fallback(self.backends.tts))
         if self.agent.greeting:
             self._start_reply(None, text=self.agent.greeting)
         try:
@@ -352,6 +350,9 @@ class CallSession:
             await self._say_fallback(reply, started)
         finally:
             self.playout.finish(reply.speech)
+            tts = self.backends.tts
+            if tts is not None and self._fallback_key(tts) not in _FALLBACK_AUDIO and not self._background:
+                self._spawn(self._prepare_fallback(tts))  # after a reply: never ahead of one
             if (reply.message.content or reply.message.tool_calls) and reply.message not in self.messages:
                 self.messages.append(reply.message)
 
@@ -415,7 +416,7 @@ class CallSession:
         return (self.agent.agent, tts.name, self.rate)
 
     async def _prepare_fallback(self, tts: TTS) -> None:
-        """Synthesise the fallback line once per process, while the TTS works."""
+        """Synthesise the fallback line once per process (agent and voice), after the first reply."""
         key = self._fallback_key(tts)
         if key in _FALLBACK_AUDIO:
             return
