@@ -343,3 +343,21 @@ async def test_page_password(tmp_path: Path) -> None:
         s.edge.settings = closed
         async with ClientSession() as http:
             assert (await http.post(f"{s.base}/webrtc/token", json={})).status == 403
+
+
+def test_sip_refusal_reasons_from_the_offer() -> None:
+    from gateway.edges.sip.refusals import classify, common_codecs, media_family, offered_codecs, sip_call_id
+
+    invite = (
+        "INVITE sip:dental@127.0.0.1 SIP/2.0\r\nCall-ID: abc@host\r\nContent-Type: application/sdp\r\n\r\n"
+        "v=0\r\no=- 1 1 IN IP6 ::1\r\ns=-\r\nc=IN IP6 ::1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 111 0 101\r\n"
+        "a=rtpmap:111 opus/48000/2\r\na=rtpmap:101 telephone-event/8000\r\n"
+    )
+    assert sip_call_id(invite) == "abc@host" and media_family(invite.split("\r\n\r\n")[1]) == "IP6"
+    assert classify(488, "Not Acceptable Here", invite)[0] == "media_address_family"
+    ipv4 = invite.replace("IP6 ::1", "IP4 127.0.0.1")
+    sdp = ipv4.split("\r\n\r\n")[1]
+    assert offered_codecs(sdp) == ["opus/48000/2", "PCMU/8000"]  # static payload 0 without rtpmap
+    assert common_codecs(offered_codecs(sdp), ["PCMA", "PCMU"]) == ["PCMU"]
+    assert classify(488, "", ipv4) == ("codec", "no codec in common: the offer has opus/48000/2, PCMU/8000")
+    assert classify(400, "Bad Request", "")[0] == "bad_request"

@@ -261,8 +261,8 @@ class Worker:
         """pjsua2 refused an INVITE itself (no codec in common, IPv6 media, ...)."""
         message = str(prm.rdata.wholeMsg) if prm.rdata is not None else ""
         call_id = sip_call_id(message)
-        if call_id in self._refused_ids:
-            return  # our own refusal, already reported
+        if call_id in self._refused_ids or int(prm.statusCode) in (486, 503):
+            return  # our own refusal (already reported), or not final: the front tries another worker
         reason, detail = classify(int(prm.statusCode), str(prm.reason), message)
         self.counters["rejected"] += 1
         self.refused.append(

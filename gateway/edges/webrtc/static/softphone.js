@@ -13,7 +13,7 @@ function setStatus(text, cls) { const s = $("status"); s.textContent = text; s.c
 async function post(path, body) {
   const r = await fetch(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
   const data = await r.json();
-  if (!r.ok) { const e = new Error(data.error || r.statusText); e.data = data; throw e; }
+  if (!r.ok) { const e = new Error(data.error || r.statusText); e.data = data; e.status = r.status; throw e; }
   return data;
 }
 
@@ -24,7 +24,7 @@ async function offerToken(agent) {
     try {
       return (await post("/webrtc/token", { agent, password })).token;
     } catch (err) {
-      if (!(err.data && (err.data.password || err.data.reason === "auth"))) throw err;
+      if (err.status !== 401) throw err;  // 401: the page password is required, or was wrong
       password = window.prompt("Password for this softphone:") || "";
       if (!password) throw err;
       sessionStorage.setItem("gateway-page-password", password);
