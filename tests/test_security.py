@@ -361,3 +361,20 @@ def test_sip_refusal_reasons_from_the_offer() -> None:
     assert common_codecs(offered_codecs(sdp), ["PCMA", "PCMU"]) == ["PCMU"]
     assert classify(488, "", ipv4) == ("codec", "no codec in common: the offer has opus/48000/2, PCMU/8000")
     assert classify(400, "Bad Request", "")[0] == "bad_request"
+
+
+def test_front_refusal_lines() -> None:
+    from gateway.edges.sip.front_refusals import parse_refusal
+
+    line = " 3(4711) WARNING: <script>: front: refused rate_limit 503 from 192.0.2.9 call abc@h: INVITE flood"
+    attempt = parse_refusal(line)
+    assert attempt is not None
+    assert (attempt.edge, attempt.reason, attempt.status, attempt.caller, attempt.call_id) == (
+        "sip",
+        "rate_limit",
+        503,
+        "192.0.2.9",
+        "abc@h",
+    )
+    assert attempt.detail == "front: INVITE flood"
+    assert parse_refusal("front: malformed INVITE from 192.0.2.9:5060 dropped or refused") is None

@@ -139,3 +139,23 @@ def test_refused_offers_leave_a_trace(tmp_path: Path, db_url: str) -> None:
         ("sip", "media_address_family", 488),
     ]
     assert all(call_id for *_, call_id in rows)  # the SIP Call-ID, to find it in traces
+
+
+def test_front_refusals_leave_a_trace(tmp_path: Path) -> None:
+    db_url = f"sqlite:///{tmp_path / 'gw.db'}"
+    with full_gateway(tmp_path, db_url, "agent: plain\n", "--set", "sip.allow=[10.0.0.0/8]") as gw:
+        res = run_sipp(
+            tmp_path, gw.sip_port, "uac_refused.xml", "-s", "plain", "-m", "1",
+            "-key", "conn", "IP4 127.0.0.1", "-key", "pt", "0", "-key", "codec", "PCMU/8000",
+        )  # fmt: skip
+        assert res.returncode != 0  # it wanted a 488; the front said 403
+        assert "403" in (tmp_path / "sipp_errors.log").read_text()
+        rows = wait_for(lambda: refused_rows(db_url))
+        text = get(f"{gw.http}/metrics")
+        log = gw.log()
+    assert isinstance(rows, list)
+    ((edge, reason, status, detail, call_id),) = rows
+    assert (edge, reason, status) == ("sip", "auth", 403) and detail == "front: source not in sip.allow"
+    assert call_id
+    assert 'gateway_call_attempts_refused_total{edge="sip",reason="auth"} 1.0' in text
+    assert "sip call attempt refused (auth, 403): front: source not in sip.allow; from 127.0.0.1" in log
