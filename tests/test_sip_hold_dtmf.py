@@ -23,7 +23,9 @@ from gateway.calls import CallEnded, CallInfo, Dtmf, InboundFrame, InboundQueue,
 from gateway.config.loader import parse_agent_yaml
 from gateway.edges.sip.pcap import wav_to_pcap
 from gateway.metrics.database import create_db_engine
+from gateway.metrics.queries import load_call
 from gateway.metrics.tables import Call, CallEvent, SpeechSegment
+from gateway.metrics.timeline import render_timeline
 from gateway.turns.silero import SileroModel
 
 DTMF_PCAP = Path("/usr/share/sip-tester/dtmf_2833_1.pcap")  # shipped with Debian's sip-tester
@@ -90,9 +92,11 @@ def test_dtmf_and_hold_in_the_database(tmp_path: Path, migrated_url: str) -> Non
                     .where(SpeechSegment.speaker == "caller")
                     .order_by(SpeechSegment.start_s)
                 ).all()
+            timeline = render_timeline(load_call(engine, "last"))  # type: ignore[arg-type]
         finally:
             engine.dispose()
         log = gw.log()
+    assert "CALLER pressed 1 (rfc4733)" in timeline
     ((kind, value, detail, offset),) = events
     assert (kind, value, detail) == ("dtmf", "1", "rfc4733")
     starts = [s for (s,) in segments]

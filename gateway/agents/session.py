@@ -270,8 +270,9 @@ class CallSession:
                 heard = self._stop_reply(event.reason)
             elif isinstance(event, UserSpeechEnd) and self._stt is not None:
                 self._stt.end_of_speech(event.t - event.duration, event.t)
-                if self._stt_waiting_since is None:
-                    self._stt_waiting_since = event.t
+                stt = self.backends.stt
+                if self._stt_waiting_since is None and stt is not None and stt.capabilities.streaming:
+                    self._stt_waiting_since = event.t  # local batch engines are slow, never hung
             elif isinstance(event, EndOfTurn):
                 self._start_reply(event)
         self.log.on_events(events)

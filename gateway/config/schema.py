@@ -354,8 +354,8 @@ class DeadlinesConfig(Section):
     tts_first_audio: PositiveSeconds = 5.0
     # TTS request (one sentence) -> the end of its audio.
     tts_total: PositiveSeconds = 20.0
-    # The caller stopped talking -> any result from the STT; a streaming STT that stays silent
-    # longer is restarted.
+    # The caller stopped talking -> any result from a streaming STT (Deepgram); one that stays silent
+    # longer is restarted. Local batch engines are not held to it.
     stt_result: PositiveSeconds = 8.0
 
 
