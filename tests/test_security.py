@@ -339,6 +339,14 @@ async def test_page_password(tmp_path: Path) -> None:
             r = await http.post(f"{s.base}/webrtc/token", json={"agent": "dental", "password": "open sesame"})
             assert r.status == 200
             assert s.edge.tokens.check((await r.json())["token"], "dental") is None
+            # guessing is limited per address, the right password included
+            statuses = [
+                (await http.post(f"{s.base}/webrtc/token", json={"password": f"guess{i}"})).status
+                for i in range(5)
+            ]
+            assert statuses == [401, 401, 401, 401, 429]
+            r = await http.post(f"{s.base}/webrtc/token", json={"password": "open sesame"})
+            assert r.status == 429 and (await r.json())["reason"] == "rate_limit"
         closed = WebRtcSettings(addresses=["127.0.0.1"], open_demo=False)
         s.edge.settings = closed
         async with ClientSession() as http:

@@ -28,6 +28,7 @@ import ipaddress
 import json
 import logging
 import re
+import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field, replace
@@ -50,6 +51,8 @@ from gateway.edges.webrtc.transport import WebRtcTransport
 log = logging.getLogger(__name__)
 
 MAX_SDP = 64 * 1024
+# Wrong page passwords from one address before /webrtc/token answers 429 for a while.
+PASSWORD_TRIES, PASSWORD_WINDOW = 5, 60.0
 
 
 @dataclass
@@ -120,6 +123,7 @@ class WebRtcEdge:
         self.finished: deque[WebRtcCall] = deque(maxlen=100)
         self._started = asyncio.Condition()
         self.tokens = OfferTokens(settings.secret, settings.token_ttl)
+        self._wrong_passwords: dict[str, deque[float]] = {}  # remote -> times of wrong passwords
 
     def _refuse(
         self, request: web.Request, reason: str, detail: str, status: int, agent: str = ""
@@ -158,7 +162,17 @@ class WebRtcEdge:
             if not isinstance(password, str) or not password:  # the page asks its user, then retries
                 required = {"error": "the page password is required", "password": True}
                 return web.json_response(required, status=401)
+            now = time.monotonic()
+            wrong = self._wrong_passwords.setdefault(request.remote or "", deque())
+            while wrong and wrong[0] < now - PASSWORD_WINDOW:
+                wrong.popleft()
+            if len(wrong) >= PASSWORD_TRIES:
+                detail = f"{len(wrong)} wrong page passwords within {PASSWORD_WINDOW:g} s"
+                return self._refuse(request, "rate_limit", detail, 429, agent)
             if not hmac.compare_digest(password.encode(), self.settings.page_password.encode()):
+                wrong.append(now)
+                if len(self._wrong_passwords) > 10_000:  # bounded: forget the oldest addresses
+                    self._wrong_passwords.pop(next(iter(self._wrong_passwords)))
                 return self._refuse(request, "auth", "wrong page password", 401, agent)
         elif mode == "loopback" and not _is_loopback(request.remote):
             return self._refuse(
