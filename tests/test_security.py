@@ -386,3 +386,34 @@ def test_front_refusal_lines() -> None:
     )
     assert attempt.detail == "front: INVITE flood"
     assert parse_refusal("front: malformed INVITE from 192.0.2.9:5060 dropped or refused") is None
+
+
+async def test_following_the_front_log(tmp_path: Path) -> None:
+    import asyncio
+
+    from gateway.edges.sip.front_refusals import follow_front_refusals
+
+    seen: list[object] = []
+
+    class Sessions:
+        def refused(self, attempt: object) -> None:
+            seen.append(attempt)
+
+    log = tmp_path / "kamailio.log"
+    log.write_text("front: refused auth 403 from 10.0.0.1 call old: before we started\n")
+    task = asyncio.create_task(follow_front_refusals(log, Sessions(), poll=0.01))
+    await asyncio.sleep(0)  # the follower takes the log's current end before its first wait
+    with log.open("a") as f:
+        f.write("noise\nfront: refused capacity 503 from 10.0.0.2 call c1: no worker up\nfront: refused rate")
+    async with asyncio.timeout(5):
+        while not seen:
+            await asyncio.sleep(0.01)  # the follower polls the file
+        with log.open("a") as f:
+            f.write("_limit 503 from 10.0.0.3 call c2: INVITE flood\n")
+        while len(seen) < 2:
+            await asyncio.sleep(0.01)
+    log.unlink()  # a front that went away does not stop the follower
+    await asyncio.sleep(0.05)  # a few of its polls
+    assert not task.done()
+    task.cancel()
+    assert [(a.reason, a.caller) for a in seen] == [("capacity", "10.0.0.2"), ("rate_limit", "10.0.0.3")]  # type: ignore[attr-defined]

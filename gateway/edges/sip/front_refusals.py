@@ -12,10 +12,13 @@ to `gateway.calls.report_refusal`, like the workers' refusals.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from pathlib import Path
 
 from gateway.calls import RefusedAttempt, report_refusal
+
+log = logging.getLogger(__name__)
 
 _LINE = re.compile(
     r"front: refused (?P<reason>[a-z_]+) (?P<status>\d{3}) from (?P<source>\S+) call (?P<call_id>\S*): "
@@ -40,10 +43,13 @@ def parse_refusal(line: str) -> RefusedAttempt | None:
 
 async def follow_front_refusals(path: Path, sessions: object, poll: float = 0.25) -> None:
     """Report every refusal line the front adds to its log at `path` (until cancelled)."""
-    offset = path.stat().st_size if path.exists() else 0
+    try:
+        offset = path.stat().st_size
+    except OSError:
+        offset = 0
     pending = b""
     while True:
-        if path.exists():
+        try:
             size = path.stat().st_size
             if size < offset:  # the log was replaced (a restarted front)
                 offset, pending = 0, b""
@@ -57,4 +63,6 @@ async def follow_front_refusals(path: Path, sessions: object, poll: float = 0.25
                     attempt = parse_refusal(raw.decode(errors="replace"))
                     if attempt is not None:
                         report_refusal(sessions, attempt)
+        except OSError as exc:  # not there (yet, or any more): try again
+            log.debug("front log %s: %s", path, exc)
         await asyncio.sleep(poll)  # another process writes the file: nothing to await on
