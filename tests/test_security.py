@@ -417,3 +417,16 @@ async def test_following_the_front_log(tmp_path: Path) -> None:
     assert not task.done()
     task.cancel()
     assert [(a.reason, a.caller) for a in seen] == [("capacity", "10.0.0.2"), ("rate_limit", "10.0.0.3")]  # type: ignore[attr-defined]
+
+
+def test_check_config_warns_what_serve_refuses(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from gateway.cli import main
+
+    path = tmp_path / "gw.yaml"
+    path.write_text("http:\n  host: 0.0.0.0\n  metrics: {allow: [10.0.0.0/8]}\nroutes: []\n")
+    assert main(["check-config", str(path)]) == 0  # valid, but...
+    err = capsys.readouterr().err
+    assert (
+        f"{path}:1: mediastream.secret: warning: gateway serve refuses this: media streams on 0.0.0.0" in err
+    )
+    assert "http.metrics" not in err
