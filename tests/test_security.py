@@ -4,6 +4,7 @@ a row (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import subprocess
 import sys
@@ -304,6 +305,54 @@ async def test_media_stream_refusals_are_recorded(served: Served) -> None:
     assert rows[0][2] == "bad token signature" or "token" in rows[0][2]
 
 
+async def test_carrier_dtmf_is_a_call_event(served: Served) -> None:
+    import base64
+
+    from gateway.metrics.tables import CallEvent
+
+    ws_base = served.base.replace("http://", "ws://")
+    silence = base64.b64encode(b"\xff" * 160).decode()  # 20 ms of mu-law silence
+
+    def media(n: int) -> list[dict[str, object]]:
+        return [{"event": "media", "streamSid": "MZ2", "media": {"payload": silence}} for _ in range(n)]
+
+    start = {
+        "event": "start",
+        "streamSid": "MZ2",
+        "start": {
+            "streamSid": "MZ2",
+            "callSid": "CA2",
+            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+            "customParameters": {},
+        },
+    }
+    async with ClientSession() as http, http.ws_connect(f"{ws_base}/media/twilio?token=s3cret") as ws:
+        messages = [{"event": "connected", "protocol": "Call", "version": "1.0.0"}, start, *media(25)]
+        messages += [{"event": "dtmf", "streamSid": "MZ2", "dtmf": {"track": "inbound_track", "digit": "7"}}]
+        messages += [*media(25), {"event": "stop", "streamSid": "MZ2"}]
+        for message in messages:
+            await ws.send_json(message)
+        while not ws.closed:
+            await ws.receive()
+    writer = served.runtime.writer
+    assert writer is not None
+    engine = create_db_engine(served.db_url)
+    try:
+        for _ in range(50):  # the session ends after the socket: until its rows are written
+            await writer.flush()
+            with engine.connect() as conn:
+                rows = conn.execute(
+                    select(CallEvent.kind, CallEvent.value, CallEvent.detail, CallEvent.offset_s)
+                ).all()
+            if rows:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        engine.dispose()
+    ((kind, value, detail, offset),) = rows
+    assert (kind, value, detail) == ("dtmf", "7", "twilio") and abs(offset - 0.5) < 0.05
+
+
 def _drop_codecs(sdp: str, keep: str) -> str:
     lines = sdp.split("\r\n")
     out = []
@@ -389,8 +438,6 @@ def test_front_refusal_lines() -> None:
 
 
 async def test_following_the_front_log(tmp_path: Path) -> None:
-    import asyncio
-
     from gateway.edges.sip.front_refusals import follow_front_refusals
 
     seen: list[object] = []
