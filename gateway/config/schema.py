@@ -351,9 +351,9 @@ class DeadlinesConfig(Section):
     # LLM request -> the end of its answer.
     llm_total: PositiveSeconds = 30.0
     # TTS request (one sentence) -> first audio.
-    tts_first_audio: PositiveSeconds = 5.0
+    tts_first_audio: PositiveSeconds = 10.0
     # TTS request (one sentence) -> the end of its audio.
-    tts_total: PositiveSeconds = 20.0
+    tts_total: PositiveSeconds = 30.0
     # The caller stopped talking -> any result from a streaming STT (Deepgram); one that stays silent
     # longer is restarted. Local batch engines are not held to it.
     stt_result: PositiveSeconds = 8.0
