@@ -199,6 +199,10 @@ async def test_offers_need_a_token_and_refusals_are_recorded(
         assert r.status == 401
         config = await (await http.get(f"{served.base}/webrtc/config")).json()
         assert config["tokens"] == "loopback"  # the demo: no set-up, browsers on this host only
+        proxied = await http.post(
+            f"{served.base}/webrtc/token", json={}, headers={"X-Forwarded-For": "192.0.2.1"}
+        )
+        assert proxied.status == 403  # a proxy on this host: not a local browser
         token = (await (await http.post(f"{served.base}/webrtc/token", json={"agent": ""})).json())["token"]
         # a token for the default agent does not open another agent
         r = await http.post(
@@ -230,7 +234,7 @@ async def test_offers_need_a_token_and_refusals_are_recorded(
         labels: v for (name, labels), v in metrics.items() if name == "gateway_call_attempts_refused_total"
     }
     assert refused == {
-        (("edge", "webrtc"), ("reason", "auth")): 4,
+        (("edge", "webrtc"), ("reason", "auth")): 5,
         (("edge", "webrtc"), ("reason", "codec")): 1,
     }
     writer = served.runtime.writer
@@ -249,11 +253,12 @@ async def test_offers_need_a_token_and_refusals_are_recorded(
     assert [(e, r, s) for e, r, s, _ in rows] == [
         ("webrtc", "auth", 401),
         ("webrtc", "auth", 401),
+        ("webrtc", "auth", 403),
         ("webrtc", "auth", 401),
         ("webrtc", "codec", 400),
         ("webrtc", "auth", 401),
     ]
-    assert rows[3][3].startswith("offer has only opus")
+    assert rows[4][3].startswith("offer has only opus")
 
 
 async def test_media_stream_refusals_are_recorded(served: Served) -> None:

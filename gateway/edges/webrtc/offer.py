@@ -174,7 +174,11 @@ class WebRtcEdge:
                 if len(self._wrong_passwords) > 10_000:  # bounded: forget the oldest addresses
                     self._wrong_passwords.pop(next(iter(self._wrong_passwords)))
                 return self._refuse(request, "auth", "wrong page password", 401, agent)
-        elif mode == "loopback" and not _is_loopback(request.remote):
+        elif mode == "loopback" and (
+            not _is_loopback(request.remote)
+            or "X-Forwarded-For" in request.headers
+            or "Forwarded" in request.headers
+        ):  # a proxy on this host makes every browser look local
             return self._refuse(
                 request, "auth", "the open demo hands tokens only to browsers on this host", 403, agent
             )
