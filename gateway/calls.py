@@ -14,6 +14,8 @@ replay, which all speak it; it imports none of them.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import logging
 from collections import deque
 from collections.abc import AsyncIterator, Coroutine, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +23,8 @@ from typing import Any, Literal, Protocol
 
 from gateway.audio.frames import Pcm
 from gateway.turns.events import Event
+
+log = logging.getLogger(__name__)
 
 EdgeName = Literal["sip", "webrtc", "mediastream", "replay"]
 
@@ -55,8 +59,12 @@ class CallEnded:
 
 @dataclass(frozen=True)
 class Dtmf:
+    """A key the caller pressed, at call time `t`; `method` says how it came (rfc4733, sip_info,
+    page, a carrier's name) when the edge knows."""
+
     t: float
     digit: str
+    method: str = ""
 
 
 TransportEvent = InboundFrame | Dtmf | CallEnded
@@ -137,6 +145,74 @@ class InboundQueue:
             yield event
             if isinstance(event, CallEnded):
                 return
+
+
+# -- what an edge refused -----------------------------------------------------------------------
+
+# Why a call attempt was refused or failed before its session ran.
+REFUSAL_REASONS = (
+    "codec",  # no audio codec in common (SIP 488, a WebRTC offer without one)
+    "media_address_family",  # media on an address family the gateway does not take (c=IN IP6)
+    "auth",  # no, bad or expired credentials (token, signature, SIP digest, allow-list)
+    "rate_limit",  # too many attempts from one source
+    "capacity",  # full or draining (SIP 486/503)
+    "routing",  # no agent for the call, or an agent that cannot be loaded
+    "bad_request",  # a malformed offer, start message or SIP request
+    "media",  # the media path could not be set up (SDP answer failed, never connected)
+    "error",  # anything else
+)
+
+
+@dataclass(frozen=True)
+class RefusedAttempt:
+    """A call attempt an edge refused or could not start: what it was, why, what the caller got."""
+
+    edge: EdgeName
+    reason: str  # one of REFUSAL_REASONS
+    detail: str = ""  # the specific cause, for people ("offer has only opus/48000/2")
+    status: int | None = None  # the SIP or HTTP status (or WebSocket close code) sent
+    caller: str = ""
+    callee: str = ""
+    agent: str = ""
+    call_id: str = ""  # SIP Call-ID, a carrier's call id, ... when there is one
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v not in ("", None)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], edge: EdgeName | None = None) -> RefusedAttempt:
+        status = data.get("status")
+        return cls(
+            edge=edge or data.get("edge", "sip"),
+            reason=str(data.get("reason", "error")),
+            detail=str(data.get("detail", "")),
+            status=int(status) if status is not None else None,
+            caller=str(data.get("caller", "")),
+            callee=str(data.get("callee", "")),
+            agent=str(data.get("agent", "")),
+            call_id=str(data.get("call_id", "")),
+        )
+
+
+def report_refusal(sessions: object, attempt: RefusedAttempt) -> None:
+    """Log a refused attempt with its reason and hand it to `sessions.refused()` when the sessions
+    have one (the AgentRunner counts it and writes its row); never raises."""
+    log.warning(
+        "%s call attempt refused (%s%s): %s%s%s",
+        attempt.edge,
+        attempt.reason,
+        f", {attempt.status}" if attempt.status is not None else "",
+        attempt.detail or "no detail",
+        f"; from {attempt.caller}" if attempt.caller else "",
+        f"; call {attempt.call_id}" if attempt.call_id else "",
+    )
+    hook = getattr(sessions, "refused", None)
+    if hook is None:
+        return
+    try:
+        hook(attempt)
+    except Exception:
+        log.exception("recording a refused attempt failed")
 
 
 # -- what observers see -------------------------------------------------------------------------

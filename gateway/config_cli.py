@@ -49,6 +49,12 @@ def run(args: argparse.Namespace) -> int:
                 continue
             gateway = load_gateway_config(file, args.overrides)
             _print_warnings(gateway.warnings)
+            from gateway.http.exposure import exposure_problems  # what `gateway serve` would refuse
+
+            refusals = exposure_problems(gateway.config)
+            _print_warnings(
+                [gateway.origins.warning(p, f"gateway serve refuses this: {why}") for p, why in refusals]
+            )
             errors: list[ConfigError] = []
             checked: set[str] = set()
             for key_path, agent_file in route_agent_paths(gateway.config):

@@ -20,11 +20,12 @@ from typing import Any
 from aiohttp import web
 
 from gateway.agents.runner import AgentRunner, CallRecord
-from gateway.calls import CallInfo
+from gateway.calls import CallInfo, RefusedAttempt
 from gateway.config.schema import GatewayConfig
 from gateway.edges.sip.health import sip_health, watch_sip
 from gateway.edges.sip.service import SipPlan, SipService
-from gateway.http.app import HEALTH_CHECKS_KEY, create_app, writer_health
+from gateway.http.app import HEALTH_CHECKS_KEY, MetricsAccess, create_app, writer_health
+from gateway.metrics.attempts import record_refusal
 from gateway.metrics.database import create_db_engine, redact_url, resolve_db_url
 from gateway.metrics.prometheus import GatewayMetrics
 from gateway.metrics.recorder import CallRecorder
@@ -57,7 +58,12 @@ class GatewayRuntime:
         self.metrics = GatewayMetrics()
         self.instance = default_instance()
         self.writer: MetricsWriter | None = None  # set when the metrics service starts
-        self.runner = AgentRunner(config, record_call=self.record_call, agent_overrides=agent_overrides)
+        self.runner = AgentRunner(
+            config,
+            record_call=self.record_call,
+            record_refusal=self.record_refusal,
+            agent_overrides=agent_overrides,
+        )
 
     def record_call(self, info: CallInfo) -> CallRecord:
         """The runner's `record_call`: Prometheus, and database rows once the writer runs."""
@@ -67,12 +73,18 @@ class GatewayRuntime:
         recorder.answered()
         return recorder
 
+    def record_refusal(self, attempt: RefusedAttempt) -> None:
+        """The runner's `record_refusal`: a counter by edge and reason, and a database row."""
+        emit = self.writer.emit if self.writer is not None else _no_database
+        record_refusal(attempt, emit, self.metrics, self.instance)
+
     def metrics_service(self) -> MetricsService:
         return MetricsService(self)
 
     def http_service(self) -> HttpService:
         """The HTTP app with /metrics and /healthz only; `install_http_edges` adds the edges."""
-        return HttpService(self, create_app(self.metrics, {}))
+        access = MetricsAccess.from_config(self.config.http.metrics)
+        return HttpService(self, create_app(self.metrics, {}, metrics_access=access))
 
     def install_http_edges(self, app: web.Application) -> None:
         """The enabled HTTP edges, each installed explicitly on `app` with the runner's sessions."""

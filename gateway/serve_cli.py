@@ -55,6 +55,7 @@ def _serve(args: argparse.Namespace) -> int:
     from gateway.config.errors import ConfigError
     from gateway.config.loader import load_gateway_config
     from gateway.edges.sip.service import SipService, check_tls_files, load_session_factory, plan_from_config
+    from gateway.http.exposure import exposure_problems
     from gateway.metrics.schema import SchemaOutOfDate
     from gateway.services import Service, run_services
 
@@ -75,6 +76,9 @@ def _serve(args: argparse.Namespace) -> int:
         tls_problems = check_tls_files(plan)
         if tls_problems:
             raise ConfigError.group(loaded.error(("sip", "tls", key), why) for key, why in tls_problems)
+        exposed = exposure_problems(cfg, http=not args.session)  # unauthenticated beyond loopback
+        if exposed:
+            raise ConfigError.group(loaded.error(path, why) for path, why in exposed)
     except ConfigError as exc:
         print(f"gateway serve: {exc}", file=sys.stderr)
         return 2

@@ -11,7 +11,15 @@ from gateway.metrics import schema
 from gateway.metrics.database import create_db_engine
 from gateway.metrics.tables import Base
 
-TABLES = {"calls", "interruption_events", "turns", "speech_segments", "usage"}
+TABLES = {
+    "calls",
+    "interruption_events",
+    "turns",
+    "speech_segments",
+    "usage",
+    "call_events",
+    "call_attempts_refused",
+}
 VIEWS = {"v_interruptions", "v_call_summary", "v_turn_latencies"}
 DESIGN_COLUMNS = {
     "calls": {
@@ -39,6 +47,19 @@ DESIGN_COLUMNS = {
         "overlap_s",
         "agent_text_heard",
     },
+    "call_events": {"id", "call_id", "occurred_at", "offset_s", "kind", "value", "detail"},
+    "call_attempts_refused": {
+        "id",
+        "occurred_at",
+        "edge",
+        "reason",
+        "status",
+        "detail",
+        "caller",
+        "callee",
+        "agent",
+        "edge_call_id",
+    },
 }
 
 
@@ -57,8 +78,11 @@ def test_upgrade_downgrade_upgrade(db_url: str) -> None:
     schema.upgrade(db_url)
     assert _tables_and_views(db_url) == (TABLES, VIEWS)
 
+    schema.downgrade(db_url, "0002")
+    assert _tables_and_views(db_url) == (TABLES - {"call_events", "call_attempts_refused"}, VIEWS)
+
     schema.downgrade(db_url, "0001")
-    assert _tables_and_views(db_url) == (TABLES, set())
+    assert _tables_and_views(db_url) == (TABLES - {"call_events", "call_attempts_refused"}, set())
 
     schema.downgrade(db_url, "base")
     assert _tables_and_views(db_url) == (set(), set())
@@ -96,11 +120,11 @@ def test_check_schema_current(db_url: str) -> None:
         with pytest.raises(schema.SchemaOutOfDate, match=r"no schema .*gateway db upgrade"):
             schema.check_schema_current(engine)
         schema.upgrade(db_url, "0001")
-        with pytest.raises(schema.SchemaOutOfDate, match=r"revision 0001; this gateway needs 0002"):
+        with pytest.raises(schema.SchemaOutOfDate, match=r"revision 0001; this gateway needs 0003"):
             schema.check_schema_current(engine)
         schema.upgrade(db_url)
         schema.check_schema_current(engine)  # no exception at head
-        assert schema.current_revisions(engine) == schema.head_revisions() == {"0002"}
+        assert schema.current_revisions(engine) == schema.head_revisions() == {"0003"}
     finally:
         engine.dispose()
 

@@ -108,7 +108,7 @@ def test_srtp_over_tls(tmp_path: Path, mode: str) -> None:
         assert not plain["answered"] and plain["status"] == 488, plain
         assert plain["extra"]["reason"] == "SRTP Required"
         assert len(calls) == 1
-        assert "refused: SRTP required: offer RTP/SAVP" in worker_log, worker_log[-3000:]
+        assert "refused (srtp): SRTP required: offer RTP/SAVP" in worker_log, worker_log[-3000:]
     else:
         assert plain["answered"] and plain["extra"]["media_proto"] == "RTP/AVP", plain
         (second,) = [c for c in calls if c["call_id"] != session["call_id"]]

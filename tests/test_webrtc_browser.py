@@ -132,3 +132,18 @@ async def test_browser_call_barge_in(gateway: Served, browser: Chromium, tmp_pat
     engine.dispose()
     assert row.edge == "webrtc" and row.end_reason == "caller_hangup" and row.codec.lower().startswith("opus")
     assert "interruption" in kinds
+
+
+async def test_browser_with_a_page_password(gateway: Served, browser: Chromium, tmp_path: Path) -> None:
+    """With a page password, the page asks for it (here from its URL) before it may call."""
+    gateway.edge.settings = WebRtcSettings(addresses=["127.0.0.1"], page_password="s3cret")
+    wav = tmp_path / "caller.wav"
+    write_wav(wav, place(6.0, [], rate=WAV_RATE), WAV_RATE)
+    page = await browser.start(f"http://127.0.0.1:{gateway.port}/?autocall=1&password=s3cret", wav)
+    call = await asyncio.wait_for(gateway.edge.wait_call(), 30)
+    async with asyncio.timeout(30):
+        while await page.evaluate("document.getElementById('status').textContent") != "in call":
+            await asyncio.sleep(0.2)  # the page's state lives in another process: poll it
+    await page.evaluate("document.getElementById('hangup').click()")
+    await asyncio.wait_for(call.done.wait(), 20)
+    assert call.transport.info.edge == "webrtc"

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from gateway.agents.session import Backends, CallSession, Detectors, Recorder
-from gateway.calls import AgentChoice, CallInfo, CallObserver, CallTransport
+from gateway.calls import AgentChoice, CallInfo, CallObserver, CallTransport, RefusedAttempt
 from gateway.config.examples import example_agent
 from gateway.config.loader import LoadedAgent, load_agent_config
 from gateway.config.routing import is_agent_name, route_agent
@@ -51,6 +51,8 @@ class CallRecord(Recorder, Protocol):
 
 # Opens the record of a call that is starting; the runtime supplies it (None: calls go unrecorded).
 RecordCall = Callable[[CallInfo], CallRecord]
+# Records a call attempt an edge refused (the runtime supplies it: a counter and a database row).
+RecordRefusal = Callable[[RefusedAttempt], None]
 
 
 @dataclass
@@ -66,16 +68,23 @@ class AgentRunner:
         gateway: GatewayConfig | None = None,
         *,
         record_call: RecordCall | None = None,
+        record_refusal: RecordRefusal | None = None,
         agent_overrides: tuple[str, ...] = (),
     ) -> None:
         self.gateway = gateway
         self.record_call = record_call
+        self.record_refusal = record_refusal
         self.agent_overrides = agent_overrides
         self.stats = RunnerStats()
         self._vad: SileroModel | None = None
         self._agents: dict[str, LoadedAgent] = {}
         self._bargein: dict[str, BargeInDetector] = {}
         self._eot: dict[str, EndOfTurnDetector] = {}
+
+    def refused(self, attempt: RefusedAttempt) -> None:
+        """An edge refused a call attempt (`gateway.calls.report_refusal` has logged it)."""
+        if self.record_refusal is not None:
+            self.record_refusal(attempt)
 
     # -- which agent ----------------------------------------------------------------------------
 

@@ -23,12 +23,15 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Any, Protocol
+
+import numpy as np
 
 from gateway.agents.playout import Playout, Speech
 from gateway.agents.sentences import SentenceSplitter
+from gateway.audio.frames import Pcm
 from gateway.backends.base import (
     LLM,
     STT,
@@ -39,6 +42,7 @@ from gateway.backends.base import (
     TextDelta,
     ToolCall,
     ToolSchema,
+    within_deadlines,
 )
 from gateway.calls import CallEnded, CallObserver, CallTransport, Dtmf, InboundFrame, TurnTiming
 from gateway.config.schema import AgentConfig
@@ -61,6 +65,9 @@ from gateway.turns.vad import VadStream
 log = logging.getLogger(__name__)
 
 FALLBACK_LINE = "Sorry, I'm having trouble right now. Could you say that again?"
+# The fallback line as each TTS voice says it, made once per process (agent, TTS, rate): a TTS that
+# hangs can still be apologised for.
+_FALLBACK_AUDIO: dict[tuple[str, str, int], Pcm] = {}
 MAX_TOOL_ROUNDS = 4
 
 
@@ -72,6 +79,8 @@ class Tools(Protocol):
 
 class Recorder(Protocol):
     def on_events(self, events: Sequence[Event], *, agent_text_heard: str | None = None) -> None: ...
+
+    def on_dtmf(self, t: float, digit: str, method: str = "") -> None: ...
 
     def turn_latencies(
         self,
@@ -165,14 +174,17 @@ class CallSession:
         self._new_agent_turn = True
         self._stt_latency: float | None = None
         self.end_reason = ""
+        self.dtmf: list[str] = []  # keys the caller pressed, in order
+        self.deadlines = agent.deadlines
+        self._stt_waiting_since: float | None = None  # call time the caller stopped, no STT result since
+        self.stt_restarts = 0
+        self._background: set[asyncio.Task[None]] = set()
 
     # -- the call loop --------------------------------------------------------------------------
 
     async def run(self) -> str:
-        stt = self.backends.stt
-        if stt is not None:
-            self._stt = stt.stream(sample_rate=self.rate, language=self.agent.language)
-            self._stt_task = asyncio.create_task(self._consume_transcripts(self._stt))
+        if self.backends.stt is not None:
+            self._open_stt()
         if self.agent.greeting:
             self._start_reply(None, text=self.agent.greeting)
         try:
@@ -180,7 +192,7 @@ class CallSession:
                 if isinstance(event, InboundFrame):
                     self._on_frame(event)
                 elif isinstance(event, Dtmf):
-                    self.log.on_dtmf(event)
+                    self._on_dtmf(event)
                 elif isinstance(event, CallEnded):
                     self.end_reason = event.reason
                     break
@@ -188,6 +200,37 @@ class CallSession:
             await self._close()
             self.log.close()
         return self.end_reason
+
+    def _open_stt(self) -> None:
+        assert self.backends.stt is not None
+        self._stt = self.backends.stt.stream(sample_rate=self.rate, language=self.agent.language)
+        self._stt_task = asyncio.create_task(self._consume_transcripts(self._stt))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _check_stt(self) -> None:
+        """A streaming STT that says nothing for `deadlines.stt_result` after the caller stopped
+        talking is hung: open a new stream, apologise, go on."""
+        since = self._stt_waiting_since
+        if since is None or self.pipeline.t - since < self.deadlines.stt_result:
+            return
+        self._stt_waiting_since = None
+        self.stt_restarts += 1
+        log.warning(
+            "call %s: STT gave no result %.1f s after the caller stopped: restarting it",
+            self.transport.info.call_id,
+            self.deadlines.stt_result,
+        )
+        old, old_task = self._stt, self._stt_task
+        self._open_stt()
+        if old_task is not None:
+            old_task.cancel()
+        if old is not None:
+            self._spawn(_close_quietly(old))
+        self._start_reply(None, text=FALLBACK_LINE)
 
     def _on_frame(self, frame: InboundFrame) -> None:
         events: list[Event] = []
@@ -206,7 +249,25 @@ class CallSession:
         events += self.pipeline.process_frame(frame.pcm, agent_frame)
         if self._stt is not None:
             self._stt.push(frame.pcm)
+            self._check_stt()
         self._act(events)
+
+    def _on_dtmf(self, dtmf: Dtmf) -> None:
+        """A key the caller pressed: the call's timeline, its record, and the agent's context (the
+        next LLM request sees `[keypad] 5` as the caller's words)."""
+        log.info(
+            "call %s: DTMF %s at %.2f s%s",
+            self.transport.info.call_id,
+            dtmf.digit,
+            dtmf.t,
+            f" ({dtmf.method})" if dtmf.method else "",
+        )
+        self.dtmf.append(dtmf.digit)
+        self.log.on_dtmf(dtmf)
+        if self.recorder is not None:
+            self.recorder.on_dtmf(dtmf.t, dtmf.digit, dtmf.method)
+        if self.backends.llm is not None:
+            self.messages.append(ChatMessage("user", f"[keypad] {dtmf.digit}"))
 
     def _act(self, events: list[Event]) -> None:
         heard: str | None = None
@@ -222,6 +283,9 @@ class CallSession:
                 heard = self._stop_reply(event.reason)
             elif isinstance(event, UserSpeechEnd) and self._stt is not None:
                 self._stt.end_of_speech(event.t - event.duration, event.t)
+                stt = self.backends.stt
+                if self._stt_waiting_since is None and stt is not None and stt.capabilities.streaming:
+                    self._stt_waiting_since = event.t  # local batch engines are slow, never hung
             elif isinstance(event, EndOfTurn):
                 self._start_reply(event)
         self.log.on_events(events)
@@ -236,6 +300,7 @@ class CallSession:
         while failures < 5:
             try:
                 async for result in stream.results():
+                    self._stt_waiting_since = None  # the STT is alive
                     if result.final and result.words:
                         self.log.on_transcript(self.pipeline.t, result.text)
                         self._stt_latency = result.latency
@@ -261,6 +326,10 @@ class CallSession:
             self._stt_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._stt_task
+        for task in list(self._background):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
     # -- replies --------------------------------------------------------------------------------
 
@@ -291,11 +360,13 @@ class CallSession:
             elif self.backends.llm is not None:
                 await self._converse(reply, self.backends.llm, started)
         except BackendError as exc:
-            log.warning("backend failed during a reply: %s", exc)
-            with contextlib.suppress(BackendError):
-                await self._say(reply, FALLBACK_LINE, started)
+            log.warning("call %s: backend failed during a reply: %s", self.transport.info.call_id, exc)
+            await self._say_fallback(reply, started)
         finally:
             self.playout.finish(reply.speech)
+            tts = self.backends.tts
+            if tts is not None and self._fallback_key(tts) not in _FALLBACK_AUDIO and not self._background:
+                self._spawn(self._prepare_fallback(tts))  # after a reply: never ahead of one
             if (reply.message.content or reply.message.tool_calls) and reply.message not in self.messages:
                 self.messages.append(reply.message)
 
@@ -305,7 +376,14 @@ class CallSession:
         for _ in range(MAX_TOOL_ROUNDS):
             splitter = SentenceSplitter()
             calls: list[ToolCall] = []
-            async for chunk in llm.chat(self._context(), schemas):
+            d = self.deadlines
+            answer = within_deadlines(
+                llm.chat(self._context(), schemas),
+                f"LLM {llm.name}",
+                first=d.llm_first_token,
+                total=d.llm_total,
+            )
+            async for chunk in answer:
                 if isinstance(chunk, TextDelta):
                     if reply.llm_ttft is None:
                         reply.llm_ttft = self._monotonic() - started
@@ -333,13 +411,57 @@ class CallSession:
             return
         offset = 0.0
         first = True
-        async for chunk in tts.synthesize(text, sample_rate=self.rate):
+        d = self.deadlines
+        audio = within_deadlines(
+            tts.synthesize(text, sample_rate=self.rate),
+            f"TTS {tts.name}",
+            first=d.tts_first_audio,
+            total=d.tts_total,
+        )
+        async for chunk in audio:
             if reply.tts_first_audio is None:
                 reply.tts_first_audio = self._monotonic() - started
             words = [replace(w, start=w.start - offset, end=w.end - offset) for w in chunk.words]
             self.playout.append(reply.speech, chunk.pcm, words, text=text if first else "")
             first = False
             offset += len(chunk.pcm) / chunk.sample_rate
+
+    def _fallback_key(self, tts: TTS) -> tuple[str, str, int]:
+        return (self.agent.agent, tts.name, self.rate)
+
+    async def _prepare_fallback(self, tts: TTS) -> None:
+        """Synthesise the fallback line once per process (agent and voice), after the first reply."""
+        key = self._fallback_key(tts)
+        if key in _FALLBACK_AUDIO:
+            return
+        parts: list[Pcm] = []
+        try:
+            d = self.deadlines
+            audio = within_deadlines(
+                tts.synthesize(FALLBACK_LINE, sample_rate=self.rate),
+                "TTS",
+                first=d.tts_first_audio,
+                total=d.tts_total,
+            )
+            async for chunk in audio:
+                parts.append(chunk.pcm)
+        except BackendError as exc:
+            log.warning("cannot prepare the fallback line: %s", exc)
+            return
+        if parts and key not in _FALLBACK_AUDIO:
+            _FALLBACK_AUDIO[key] = np.concatenate(parts).astype(np.int16)
+
+    async def _say_fallback(self, reply: _Reply, started: float) -> None:
+        """The fallback line: from the TTS, else as it said it before (a hung TTS), else in text only."""
+        tts = self.backends.tts
+        try:
+            await self._say(reply, FALLBACK_LINE, started)
+            return
+        except BackendError as exc:
+            log.warning("call %s: TTS failed on the fallback line: %s", self.transport.info.call_id, exc)
+        pcm = _FALLBACK_AUDIO.get(self._fallback_key(tts)) if tts is not None else None
+        if pcm is not None:
+            self.playout.append(reply.speech, pcm, [], text=FALLBACK_LINE)
 
     def _stop_reply(self, reason: str) -> str:
         """Cut the current reply: stop audio, cancel generation, keep only what was heard."""
@@ -387,3 +509,8 @@ class CallSession:
         reply = self._reply
         if reply is not None and reply.speech.finished:
             self._reply = None
+
+
+async def _close_quietly(stream: SttStream) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(stream.aclose(), 10)

@@ -6,9 +6,11 @@ up with VAD and the TurnEngine. Audio is int16 numpy at an explicit sample rate.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from gateway.audio.frames import Pcm
 from gateway.turns.events import Word
@@ -18,6 +20,50 @@ __all__ = ["Pcm"]  # re-exported: backends and their callers name it from here t
 
 class BackendError(RuntimeError):
     """A backend failed (timeout, HTTP error, malformed answer); the call goes on without it."""
+
+
+class BackendTimeout(BackendError):
+    """A backend missed a deadline (it may still be connected, sending nothing or keep-alives)."""
+
+
+T = TypeVar("T")
+
+
+async def within_deadlines(
+    stream: AsyncIterator[T], what: str, *, first: float | None = None, total: float | None = None
+) -> AsyncIterator[T]:
+    """`stream`'s items, raising `BackendTimeout` when the first takes more than `first` seconds or
+    all of them more than `total`. Only time spent waiting on `stream` counts (not the consumer's
+    work between items). On a deadline, or when the consumer stops early, `stream` is closed, which
+    aborts the request."""
+    loop = asyncio.get_running_loop()
+    waited = 0.0
+    got_first = False
+    try:
+        while True:
+            limits = []
+            if total is not None:
+                limits.append(total - waited)
+            if first is not None and not got_first:
+                limits.append(first - waited)
+            limit = max(0.0, min(limits)) if limits else None
+            started = loop.time()
+            try:
+                item = await asyncio.wait_for(anext(stream), limit)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                if not got_first and first is not None and (total is None or first <= total):
+                    raise BackendTimeout(f"{what}: nothing within {first:g} s") from None
+                raise BackendTimeout(f"{what}: not finished within {total:g} s") from None
+            waited += loop.time() - started
+            got_first = True
+            yield item
+    finally:
+        aclose = getattr(stream, "aclose", None)
+        if aclose is not None:
+            with contextlib.suppress(Exception):
+                await aclose()
 
 
 @dataclass

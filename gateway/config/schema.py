@@ -379,6 +379,23 @@ class ToolConfig(Section):
         return v
 
 
+class DeadlinesConfig(Section):
+    """How long the session waits on a backend before the caller hears the fallback line and the call
+    goes on (seconds; time spent waiting on that backend only)."""
+
+    # LLM request -> first text or tool call.
+    llm_first_token: PositiveSeconds = 8.0
+    # LLM request -> the end of its answer.
+    llm_total: PositiveSeconds = 30.0
+    # TTS request (one sentence) -> first audio.
+    tts_first_audio: PositiveSeconds = 10.0
+    # TTS request (one sentence) -> the end of its audio.
+    tts_total: PositiveSeconds = 30.0
+    # The caller stopped talking -> any result from a streaming STT (Deepgram); one that stays silent
+    # longer is restarted. Local batch engines are not held to it.
+    stt_result: PositiveSeconds = 8.0
+
+
 _AGENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
 
@@ -395,6 +412,7 @@ class AgentConfig(Section):
     tts: ProviderConfig | None = None
     turn_handling: TurnHandlingConfig = TurnHandlingConfig()
     tools: list[ToolConfig] = Field(default_factory=list)
+    deadlines: DeadlinesConfig = DeadlinesConfig()
     # Extension point: a free-form section for backends that need more than provider keys (for
     # example the dialog policy of the `scripted` LLM). Its schema belongs to that backend, which
     # validates it and reports errors through `LoadedAgent.source.error(("policy", ...), ...)`.
@@ -443,9 +461,42 @@ class DatabaseConfig(Section):
     batch_interval: PositiveSeconds = 1.0
 
 
+def _cidr_list(v: list[str]) -> list[str]:
+    for item in v:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise PydanticCustomError(
+                "cidr",
+                "must list IP addresses or CIDR networks such as 203.0.113.0/24, got {got}",
+                {"got": _show(item)},
+            ) from None
+    return v
+
+
+class MetricsAccessConfig(Section):
+    """Who may read `/metrics`. Both empty: anyone who reaches the HTTP port (loopback only, unless
+    `http.allow_unauthenticated`). With both set, a scraper needs an allowed address and the token."""
+
+    # Source addresses (CIDRs) allowed to read /metrics; empty: any address.
+    allow: list[str] = Field(default_factory=list)
+    # Bearer token the scraper must send (`Authorization: Bearer ...`); null or "": GATEWAY_METRICS_TOKEN.
+    token: SecretStr | None = None
+
+    @field_validator("allow")
+    @classmethod
+    def _cidrs(cls, v: list[str]) -> list[str]:
+        return _cidr_list(v)
+
+
 class HttpConfig(Section):
     host: str = "127.0.0.1"
     port: ListenPort = 8080
+    metrics: MetricsAccessConfig = MetricsAccessConfig()
+    # true: serve on a non-loopback address even with an edge that checks nobody (an open softphone,
+    # unauthenticated media streams, /metrics open to all). For a trusted network or a proxy that
+    # authenticates; without it `gateway serve` refuses to start.
+    allow_unauthenticated: bool = False
 
 
 class SipAuthConfig(Section):
@@ -545,6 +596,9 @@ class SipConfig(Section):
     srtp: Literal["off", "optional", "required"] = "off"
     # Seconds calls in progress may take to finish when the gateway stops (new calls get 503).
     drain_timeout: Seconds = 30.0
+    # true: listen on a non-loopback address with neither `allow` nor `auth` (anyone who reaches the
+    # port places calls); without it `gateway serve` refuses to start.
+    allow_unauthenticated: bool = False
 
     @field_validator("codecs", "transports")
     @classmethod
@@ -557,16 +611,7 @@ class SipConfig(Section):
     @field_validator("allow")
     @classmethod
     def _cidrs(cls, v: list[str]) -> list[str]:
-        for item in v:
-            try:
-                ipaddress.ip_network(item, strict=False)
-            except ValueError:
-                raise PydanticCustomError(
-                    "cidr",
-                    "must list IP addresses or CIDR networks such as 203.0.113.0/24, got {got}",
-                    {"got": _show(item)},
-                ) from None
-        return v
+        return _cidr_list(v)
 
     @field_validator("media_address")
     @classmethod
@@ -656,6 +701,19 @@ class WebRtcConfig(Section):
     addresses: list[str] | None = None
     # Agent for calls that name none; null or "": the gateway's default_agent.
     agent: str | None = None
+    # Every offer needs a signed, short-lived token for its agent. HMAC key of those tokens (an
+    # operator's web app mints them with it); null or "": GATEWAY_WEBRTC_SECRET, else a random key
+    # per process (then only the page's /webrtc/token hands tokens out).
+    secret: SecretStr | None = None
+    # The softphone page gets a token when it sends this password; null or "":
+    # GATEWAY_WEBRTC_PAGE_PASSWORD, else none.
+    page_password: SecretStr | None = None
+    # Open demo: the page gets tokens without a password. null: on when no page password is set,
+    # and then only for browsers on this host (loopback). true on a non-loopback http.host needs
+    # http.allow_unauthenticated.
+    open_demo: bool | None = None
+    # Seconds a token stays valid (each token starts one call).
+    token_ttl: PositiveSeconds | None = None
 
     @field_validator("addresses")
     @classmethod

@@ -48,6 +48,12 @@ class GatewayMetrics:
         self.frame_drops = Counter(
             "gateway_frame_drops", "Inbound audio frames dropped (queue full), by edge", ["edge"], registry=r
         )
+        self.attempts_refused = Counter(
+            "gateway_call_attempts_refused",
+            "Call attempts refused or failed before their session ran, by edge and reason",
+            ["edge", "reason"],
+            registry=r,
+        )
         self.spool_depth = Gauge(
             "gateway_db_spool_depth", "Metric records waiting in the local spool", registry=r
         )
@@ -61,6 +67,9 @@ class GatewayMetrics:
 
     def frames_dropped(self, edge: str, n: int = 1) -> None:
         self.frame_drops.labels(edge=edge).inc(n)
+
+    def attempt_refused(self, edge: str, reason: str) -> None:
+        self.attempts_refused.labels(edge=edge, reason=reason).inc()
 
     def watch_spool(self, depth: Callable[[], int]) -> None:
         """Read the spool depth at every scrape: `watch_spool(lambda: writer.stats.spool_depth)`."""

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Engine, case, func, select
 from sqlalchemy.orm import Session
 
-from gateway.metrics.tables import Call, InterruptionEvent, SpeechSegment, Turn, Usage
+from gateway.metrics.tables import Call, CallEvent, InterruptionEvent, SpeechSegment, Turn, Usage
 
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -147,6 +147,7 @@ class CallDetail:
     turns: list[Turn] = field(default_factory=list)
     segments: list[SpeechSegment] = field(default_factory=list)
     usage: list[Usage] = field(default_factory=list)
+    call_events: list[CallEvent] = field(default_factory=list)  # DTMF digits
 
 
 def load_call(engine: Engine, ident: str) -> CallDetail | None:
@@ -178,6 +179,9 @@ def load_call(engine: Engine, ident: str) -> CallDetail | None:
         )
         detail.usage = list(
             session.scalars(select(Usage).where(Usage.call_id == call.id).order_by("service"))
+        )
+        detail.call_events = list(
+            session.scalars(select(CallEvent).where(CallEvent.call_id == call.id).order_by("offset_s"))
         )
         session.expunge_all()
     return detail

@@ -209,6 +209,12 @@ class CallRecorder:
             self._segment("agent", self._agent_start, event.t)
             self._agent_start = None
 
+    def on_dtmf(self, t: float, digit: str, method: str = "") -> None:
+        """A key the caller pressed at call time `t`: a `call_events` row (kind dtmf)."""
+        self._require_started()
+        values = {"occurred_at": self._at(t), "offset_s": t, "kind": "dtmf", "value": digit, "detail": method}
+        self._emit(InsertRow("call_events", values, call_uid=self.uid))
+
     def turn_latencies(
         self,
         *,

@@ -179,15 +179,55 @@ class Usage(Base):
     output_tokens: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class CallEvent(Base):
+    """Other things that happened in a call, on its timeline: DTMF digits (kind `dtmf`, `value` the
+    digit, `detail` how it came: rfc4733, sip_info, page)."""
+
+    __tablename__ = "call_events"
+    __table_args__ = (Index(None, "call_id", "offset_s"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uid: Mapped[str] = mapped_column(String(36), unique=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    offset_s: Mapped[float] = mapped_column(Double)
+    kind: Mapped[str] = mapped_column(String(24))  # dtmf
+    value: Mapped[str] = mapped_column(String(64), default="")  # the digit
+    detail: Mapped[str] = mapped_column(String(255), default="")
+
+
+class RefusedAttempt(Base):
+    """A call attempt an edge refused or could not start (no `calls` row exists for it)."""
+
+    __tablename__ = "call_attempts_refused"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uid: Mapped[str] = mapped_column(String(36), unique=True)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    edge: Mapped[str] = mapped_column(String(16))  # sip | webrtc | mediastream
+    # codec | media_address_family | auth | rate_limit | capacity | routing | bad_request | media | error
+    reason: Mapped[str] = mapped_column(String(32), index=True)
+    status: Mapped[int | None] = mapped_column(Integer)  # SIP / HTTP status or WebSocket close code sent
+    detail: Mapped[str] = mapped_column(Text, default="")
+    caller: Mapped[str] = mapped_column(String(255), default="")
+    callee: Mapped[str] = mapped_column(String(255), default="")
+    agent: Mapped[str] = mapped_column(String(128), default="")
+    edge_call_id: Mapped[str] = mapped_column(String(255), default="")  # SIP Call-ID, carrier call id
+    instance: Mapped[str] = mapped_column(String(128), default="")
+
+
 TABLES_BY_NAME: dict[str, type[Base]] = {
-    model.__tablename__: model for model in (Call, InterruptionEvent, Turn, SpeechSegment, Usage)
+    model.__tablename__: model
+    for model in (Call, InterruptionEvent, Turn, SpeechSegment, Usage, CallEvent, RefusedAttempt)
 }
 
 __all__ = [
     "TABLES_BY_NAME",
     "Base",
     "Call",
+    "CallEvent",
     "InterruptionEvent",
+    "RefusedAttempt",
     "SpeechSegment",
     "Turn",
     "UTCDateTime",

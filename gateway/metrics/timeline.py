@@ -72,6 +72,11 @@ def render_timeline(detail: CallDetail) -> str:
         rows.append((e.offset_s, 1, _event_line(e)))
     for t in detail.turns:
         rows.append((t.offset_s, 2, _turn_line(t)))
+    for c in detail.call_events:
+        how = f" ({c.detail})" if c.detail else ""
+        rows.append(
+            (c.offset_s, 3, f"CALLER pressed {c.value}{how}" if c.kind == "dtmf" else f"{c.kind} {c.value}")
+        )
     if not rows:
         lines.append("  (no speech, overlaps or turns recorded)")
     for offset, _, text in sorted(rows, key=lambda r: (r[0], r[1])):

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from gateway.calls import CallInfo, CallObserver, CallSessions
+from gateway.calls import CallInfo, CallObserver, CallSessions, RefusedAttempt, report_refusal
 from gateway.edges.mediastream import auth
 from gateway.edges.mediastream.dialects import DIALECTS, Dialect, ProtocolError, detect
 from gateway.edges.mediastream.dialects.base import (
@@ -64,10 +64,11 @@ class StreamClosed:
 
 
 class _Close(Exception):
-    def __init__(self, code: int, reason: str) -> None:
+    def __init__(self, code: int, reason: str, refusal: str | None = None) -> None:
         super().__init__(reason)
         self.code = code
         self.reason = reason
+        self.refusal = refusal  # why the call attempt was refused (gateway.calls.REFUSAL_REASONS)
 
 
 class MediaStreamEdge:
@@ -105,6 +106,7 @@ class MediaStreamEdge:
             self.rejections[handshake.reason] += 1
             log.warning("media stream from %s refused at the handshake: %s", peer, handshake.reason)
             self._record(peer, "", 403, handshake.reason)
+            report_refusal(self.sessions, RefusedAttempt("mediastream", "auth", handshake.reason, 403, peer))
             return web.Response(status=403, text=f"forbidden: {handshake.reason}\n")
         ws = web.WebSocketResponse(max_msg_size=self.settings.max_message_bytes, autoping=True)
         await ws.prepare(request)
@@ -116,18 +118,22 @@ class MediaStreamEdge:
                 result = auth.check_start(self.settings, started.parameters, started.call_id)
                 if not result.ok:
                     self.rejections[result.reason] += 1
-                    raise _Close(POLICY, f"unauthenticated: {result.reason}")
+                    raise _Close(POLICY, f"unauthenticated: {result.reason}", "auth")
             call_id = f"{dialect.name}:{started.stream_id or started.call_id}"
             if call_id in self.transports:
-                raise _Close(POLICY, f"duplicate stream {call_id}")
+                raise _Close(POLICY, f"duplicate stream {call_id}", "bad_request")
             await self._call(ws, dialect, started, call_id, peer)
             code, reason = (ws.close_code or 1000), "call ended"
         except _Close as close:
             code, reason = close.code, close.reason
             log.warning("media stream %s from %s closed: %s", call_id or "(no start)", peer, reason)
+            if close.refusal is not None:
+                attempt = RefusedAttempt("mediastream", close.refusal, reason, code, peer, call_id=call_id)
+                report_refusal(self.sessions, attempt)
         except TimeoutError:
             code, reason = POLICY, f"no start within {self.settings.start_timeout:g} s"
             log.warning("media stream from %s closed: %s", peer, reason)
+            report_refusal(self.sessions, RefusedAttempt("mediastream", "bad_request", reason, code, peer))
         finally:
             self.transports.pop(call_id, None)
         if not ws.closed:
@@ -167,7 +173,7 @@ class MediaStreamEdge:
                     dialect = cls()
                 events = dialect.parse(message)
             except ProtocolError as exc:
-                raise _Close(POLICY, f"before start: {exc}") from None
+                raise _Close(POLICY, f"before start: {exc}", "bad_request") from None
             for event in events:
                 if isinstance(event, Started):
                     return dialect, event
@@ -183,7 +189,7 @@ class MediaStreamEdge:
         try:
             choice = self.sessions.choose(params.get("agent", ""), started.callee, self.settings.agent)
         except Exception as exc:  # a broken agent file must not take the server down
-            raise _Close(INTERNAL, str(exc)) from None
+            raise _Close(INTERNAL, str(exc), "routing") from None
         agent, rate = choice.agent, choice.sample_rate
         info = CallInfo(
             call_id=call_id,

@@ -74,7 +74,7 @@ class MediaStreamTransport:
 
     def feed_dtmf(self, digit: str) -> None:
         if digit:
-            self._inbound.put(Dtmf(self.frames_in * FRAME_SECONDS, digit))
+            self._inbound.put(Dtmf(self.frames_in * FRAME_SECONDS, digit, self.info.extra.get("carrier", "")))
 
     def feed_mark(self, name: str) -> None:
         self.position.on_echo(name)

@@ -14,7 +14,7 @@ from xml.sax.saxutils import quoteattr
 
 from aiohttp import web
 
-from gateway.calls import CallSessions
+from gateway.calls import CallSessions, RefusedAttempt, report_refusal
 from gateway.edges.mediastream import auth
 from gateway.edges.mediastream.settings import MediaStreamSettings
 
@@ -61,6 +61,15 @@ async def voice_webhook(
         )
         if not result.ok:
             log.warning("Twilio webhook from %s refused: %s", request.remote, result.reason)
+            attempt = RefusedAttempt(
+                "mediastream",
+                "auth",
+                f"Twilio webhook: {result.reason}",
+                403,
+                request.remote or "",
+                call_id=params.get("CallSid", ""),
+            )
+            report_refusal(sessions, attempt)
             return web.Response(status=403, text=f"forbidden: {result.reason}\n")
     call_sid = params.get("CallSid", "")
     agent = sessions.route(request.query.get("agent", ""), params.get("To", ""), settings.agent)

@@ -73,9 +73,10 @@ def _udp_and_tcp(ep: pj.Endpoint, opts: EndpointOptions, attempts: int = 8) -> s
     raise AssertionError("unreachable")
 
 
-def create_endpoint(opts: EndpointOptions) -> tuple[pj.Endpoint, int]:
-    """Create, configure and start an endpoint; returns it and the bound SIP port."""
-    ep = pj.Endpoint()
+def create_endpoint(opts: EndpointOptions, ep: pj.Endpoint | None = None) -> tuple[pj.Endpoint, int]:
+    """Create (or take `ep`, a subclass with callbacks), configure and start an endpoint; returns it
+    and the bound SIP port."""
+    ep = pj.Endpoint() if ep is None else ep
     ep.libCreate()
     cfg = pj.EpConfig()
     cfg.uaConfig.threadCnt = 0

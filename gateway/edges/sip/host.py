@@ -25,8 +25,10 @@ from gateway.calls import (
     Dtmf,
     InboundFrame,
     InboundQueue,
+    RefusedAttempt,
     SessionFactory,
     TransportEvent,
+    report_refusal,
 )
 from gateway.edges.sip import wire
 
@@ -194,6 +196,8 @@ class SessionHost:
             async with self.worker_connected:
                 self.worker_connected.notify_all()
         elif kind == wire.Kind.STATS:
+            for refused in body.pop("refused", ()):  # INVITEs the worker refused: log, count, row
+                report_refusal(self.session_factory, RefusedAttempt.from_dict(refused, "sip"))
             link.stats = body
         elif kind == wire.Kind.CALL_START:
             info = CallInfo(
@@ -215,7 +219,9 @@ class SessionHost:
         elif kind == wire.Kind.DTMF:
             transport = link.calls.get(slot)
             if transport is not None:
-                dtmf = Dtmf(int(body.get("seq", 0)) * FRAME_SECONDS, str(body["digit"]))
+                dtmf = Dtmf(
+                    int(body.get("seq", 0)) * FRAME_SECONDS, str(body["digit"]), str(body.get("method", ""))
+                )
                 transport.dtmf.append(dtmf)
                 transport._push(dtmf)
         elif kind == wire.Kind.CALL_END:

@@ -3,7 +3,10 @@
 Its two callbacks do as little as they can while holding the GIL: `onFrameReceived` copies the
 frame out of the SWIG `ByteVector` (the fast way when it passed its start-up check) into a
 drop-oldest queue (prefixed with its u32 sequence number, as the wire's FRAME payload wants it) and
-sets an event; `onFrameRequested` takes one frame from the playout buffer.
+sets an event; the conference bridge calls it every 20 ms, with no audio while the caller holds the
+call or sends no RTP, and such pauses (100 ms and longer) become silent frames so the sequence stays
+on wall-clock time;
+`onFrameRequested` takes one frame from the playout buffer.
 Neither touches asyncio, sockets or the pjsua2 API.
 """
 
@@ -18,6 +21,7 @@ from gateway.edges.sip.bytevec import ByteVectorReader
 from gateway.edges.sip.wire import SEQ
 
 FRAME_MS = 20
+GAP_TICKS = 5  # 100 ms without caller audio: a pause, filled with silence
 
 
 def frame_bytes(sample_rate: int) -> int:
@@ -41,6 +45,7 @@ class CallMediaPort(pj.AudioMediaPort):
         self.playout = playout
         self._wake = wake
         self.received = 0
+        self._gap = 0  # ticks without caller audio in a row
         self.requested = 0
 
     def create(self, name: str) -> None:
@@ -54,7 +59,17 @@ class CallMediaPort(pj.AudioMediaPort):
 
     def onFrameReceived(self, frame: pj.MediaFrame) -> None:
         if frame.type != pj.PJMEDIA_FRAME_TYPE_AUDIO or frame.size != self.frame_bytes:
+            # A tick without caller audio. A few in a row are jitter: skipped, as always. From
+            # GAP_TICKS on (on hold, an RTP pause) they become silent frames, the first ones too, so
+            # the call's clock (the frame sequence) stays on wall-clock time.
+            self._gap += 1
+            if self._gap >= GAP_TICKS:
+                for _ in range(GAP_TICKS if self._gap == GAP_TICKS else 1):
+                    self.inbound.put(SEQ.pack(self.received) + bytes(self.frame_bytes))
+                    self.received += 1
+                self._wake.set()
             return
+        self._gap = 0
         self.inbound.put(SEQ.pack(self.received) + self._read(frame.buf))
         self.received += 1
         self._wake.set()

@@ -17,6 +17,7 @@ from typing import Any
 
 from gateway.calls import SessionFactory
 from gateway.config.schema import GatewayConfig
+from gateway.edges.sip.front_refusals import follow_front_refusals
 from gateway.edges.sip.host import SessionHost
 from gateway.edges.sip.kamailio import FrontOptions, KamailioFront
 from gateway.edges.sip.ports import free_port
@@ -254,6 +255,8 @@ class SipService:
         await self.supervisor.start()
         await self._start_front()
         self._front_watch = asyncio.create_task(self._watch_front())
+        log_path = self.run_dir / "kamailio.log"  # what the front refuses: a log line, a count, a row
+        self._refusals = asyncio.create_task(follow_front_refusals(log_path, self.host.session_factory))
         log.info(
             "SIP edge up: front %s:%d, %d workers, max %d calls, run dir %s",
             self.plan.host,
@@ -332,6 +335,8 @@ class SipService:
 
     async def stop(self) -> None:
         self._stopping = True
+        if getattr(self, "_refusals", None) is not None:
+            self._refusals.cancel()
         if self._front_watch is not None:
             self._front_watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -32,8 +32,17 @@ from gateway.edges.sip.buffers import DropOldestQueue, PlayoutBuffer
 from gateway.edges.sip.bytevec import ByteVectorReader, choose_reader
 from gateway.edges.sip.endpoint import account_config, create_endpoint
 from gateway.edges.sip.media_port import CallMediaPort, frame_bytes
+from gateway.edges.sip.refusals import (
+    classify,
+    common_codecs,
+    media_family,
+    offer_of,
+    offered_codecs,
+    refusal,
+    sip_call_id,
+)
 from gateway.edges.sip.routing import request_uri, uri_user
-from gateway.edges.sip.worker_calls import WorkerAccount, WorkerCall
+from gateway.edges.sip.worker_calls import WorkerAccount, WorkerCall, WorkerEndpoint
 from gateway.edges.sip.worker_link import HostLink, LinkedCall
 from gateway.edges.sip.worker_options import WorkerOptions
 
@@ -76,6 +85,8 @@ class Worker:
         self.stop = threading.Event()
         self.sip_port = 0
         self.counters = {"answered": 0, "rejected": 0, "ended": 0}
+        self.refused: deque[dict[str, Any]] = deque(maxlen=1000)  # for the next heartbeat
+        self._refused_ids: deque[str] = deque(maxlen=64)  # refused by us, not by pjsua2
         self.link = HostLink(opts.control, self._hello(), self._stats)
         self.ready_fd: int | None = None
 
@@ -92,10 +103,11 @@ class Worker:
             "draining": self.draining,
             "frames_dropped": sum(s.linked.inbound.dropped for s in states if s.linked),
             **self.counters,
+            "refused": [self.refused.popleft() for _ in range(len(self.refused))],
         }
 
     def run(self) -> int:
-        ep, self.sip_port = create_endpoint(self.opts.endpoint)
+        ep, self.sip_port = create_endpoint(self.opts.endpoint, WorkerEndpoint(self))
         self.link._hello["sip_port"] = self.sip_port
         account = WorkerAccount(self)
         acfg = account_config(self.opts.endpoint, self.sip_port)
@@ -194,17 +206,39 @@ class Worker:
         info = call.getInfo()
         user = uri_user(request_uri(message))
         agent = route_agent(self.opts.routes, self.opts.default_agent, callee=user)
+        who = {"caller": info.remoteUri, "callee": info.localUri, "call_id": info.callIdString}
+        # 503/486 are not final: the front tries the next worker (its own 503 is the refusal).
         if self.draining:
+            self._refused_ids.append(who["call_id"])
             self._reject(call, 503, "Service Unavailable", retry_after=True)
             return
         if len(self.calls) >= self.opts.endpoint.max_calls:
+            self._refused_ids.append(who["call_id"])
             self._reject(call, 486, "Busy Here", retry_after=True)
             return
+        offer = offer_of(message)
+        if media_family(offer) == "IP6":  # pjsua2 would fail the answer with a bare 488
+            detail = "offer's media address is IPv6 (c=IN IP6); this gateway takes IPv4"
+            self._refuse(who, "media_address_family", detail, 488)
+            warning = '301 voice-gateway "Incompatible network address format: IPv6 media; use IPv4"'
+            self._reject(call, 488, "Not Acceptable Here", warning=warning)
+            return
+        codecs = offered_codecs(offer)
+        if codecs and not common_codecs(codecs, self.opts.endpoint.codecs):
+            # pjsua2 would answer with telephone-event alone: a call without audio
+            detail = f"no codec in common: the offer has {', '.join(codecs)}"
+            self._refuse(who, "codec", detail, 488)
+            warning = (
+                f'305 voice-gateway "Incompatible media format: {", ".join(self.opts.endpoint.codecs)} only"'
+            )
+            self._reject(call, 488, "Not Acceptable Here", warning=warning)
+            return
         if agent is None:
+            self._refuse(who, "routing", f"no route and no default agent for {user!r}", 404)
             self._reject(call, 404, "Not Found")
             return
         if self.opts.endpoint.srtp == "required" and not srtp.offers_srtp(srtp.sdp_body(message)):
-            log.warning("call %s from %s refused: %s", info.callIdString, info.remoteUri, srtp.REFUSAL)
+            self._refuse(who, "srtp", srtp.REFUSAL, 488)
             self._reject(call, 488, "SRTP Required", warning=srtp.REFUSAL)
             return
         slot = self._next_slot
@@ -227,6 +261,31 @@ class Worker:
             self._answer(state, 200)
         log.info("call %s for agent %s from %s (slot %d)", state.call_id, agent, state.caller, slot)
 
+    def _refuse(self, who: dict[str, str], reason: str, detail: str, status: int) -> None:
+        self._refused_ids.append(who["call_id"])
+        self.refused.append(refusal(reason, detail, status, **who))
+        log.warning("call %s refused (%s): %s", who["call_id"], reason, detail)
+
+    def on_rejected(self, prm: Any) -> None:
+        """pjsua2 refused an INVITE itself (no codec in common, IPv6 media, ...)."""
+        message = str(prm.rdata.wholeMsg) if prm.rdata is not None else ""
+        call_id = sip_call_id(message)
+        if call_id in self._refused_ids or int(prm.statusCode) in (486, 503):
+            return  # our own refusal (already reported), or not final: the front tries another worker
+        reason, detail = classify(int(prm.statusCode), str(prm.reason), message)
+        self.counters["rejected"] += 1
+        self.refused.append(
+            refusal(
+                reason,
+                detail,
+                int(prm.statusCode),
+                caller=str(prm.remoteInfo),
+                callee=str(prm.localInfo),
+                call_id=call_id,
+            )
+        )
+        log.warning("call %s refused by pjsua2 with %d (%s): %s", call_id, prm.statusCode, reason, detail)
+
     def _reject(
         self, call: WorkerCall, code: int, reason: str, retry_after: bool = False, warning: str = ""
     ) -> None:
@@ -243,16 +302,17 @@ class Worker:
         prm = pj.CallOpParam()
         prm.statusCode = code
         prm.reason = reason
-        if retry_after:
-            header = pj.SipHeader()
-            header.hName = "Retry-After"
-            header.hValue = str(self.opts.retry_after)
-            prm.txOption.headers.append(header)
-        if warning:  # RFC 3261 Warning: 399 (miscellaneous), the agent, the text
-            header = pj.SipHeader()
-            header.hName = "Warning"
-            header.hValue = f'399 voice-gateway "{warning}"'
-            prm.txOption.headers.append(header)
+        if warning and not warning[:3].isdigit():  # RFC 3261 Warning: 399 (miscellaneous), agent, text
+            warning = f'399 voice-gateway "{warning}"'
+        for name, value in (
+            ("Retry-After", str(self.opts.retry_after) if retry_after else ""),
+            ("Warning", warning),
+        ):
+            if value:
+                header = pj.SipHeader()
+                header.hName = name
+                header.hValue = value
+                prm.txOption.headers.append(header)
         try:
             call.answer(prm)
         except pj.Error as exc:

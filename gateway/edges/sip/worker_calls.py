@@ -1,4 +1,5 @@
-"""pjsua2 subclasses for the worker: the account that receives calls and the call object.
+"""pjsua2 subclasses for the worker: the endpoint (INVITEs pjsua2 refused itself), the account that
+receives calls and the call object.
 
 They only forward callbacks to the `Worker` (worker.py), which owns all state.
 """
@@ -11,6 +12,15 @@ import pjsua2 as pj
 
 if TYPE_CHECKING:
     from gateway.edges.sip.worker import Worker
+
+
+class WorkerEndpoint(pj.Endpoint):
+    def __init__(self, worker: Worker) -> None:
+        super().__init__()
+        self._worker = worker
+
+    def onRejectedIncomingCall(self, prm: Any) -> None:
+        self._worker.on_rejected(prm)
 
 
 class WorkerAccount(pj.Account):

@@ -1,7 +1,7 @@
 """WebRTC edge: browser callers over aiortc, and the softphone page that calls it.
 
 Routes (added to an HTTP app by `install(app, sessions, settings)`): `GET /` (the softphone page),
-`/webrtc/static/*` (its script and style), `POST /webrtc/offer`, `POST /webrtc/ice`,
+`/webrtc/static/*` (its script and style), `POST /webrtc/token`, `POST /webrtc/offer`, `POST /webrtc/ice`,
 `POST /webrtc/hangup`, `GET /webrtc/config`.
 
 Module map: `settings.py`, `ice.py` (candidate addresses, ICE servers), `tracks.py` (paced
@@ -19,6 +19,7 @@ from gateway.calls import CallSessions
 from gateway.edges.webrtc.ice import restrict_host_addresses
 from gateway.edges.webrtc.offer import WebRtcCall, WebRtcEdge
 from gateway.edges.webrtc.settings import IceServer, WebRtcSettings
+from gateway.edges.webrtc.tokens import OfferTokens, make_offer_token
 
 STATIC = Path(__file__).parent / "static"
 WEBRTC_EDGE = web.AppKey("webrtc_edge", WebRtcEdge)
@@ -36,6 +37,7 @@ def install(app: web.Application, sessions: CallSessions, settings: WebRtcSettin
     app.router.add_get("/", page)
     app.router.add_static("/webrtc/static/", STATIC)
     app.router.add_get("/webrtc/config", edge.config)
+    app.router.add_post("/webrtc/token", edge.token)
     app.router.add_post("/webrtc/offer", edge.offer)
     app.router.add_post("/webrtc/ice", edge.ice)
     app.router.add_post("/webrtc/hangup", edge.hangup)
@@ -43,4 +45,13 @@ def install(app: web.Application, sessions: CallSessions, settings: WebRtcSettin
     return edge
 
 
-__all__ = ["WEBRTC_EDGE", "IceServer", "WebRtcCall", "WebRtcEdge", "WebRtcSettings", "install"]
+__all__ = [
+    "WEBRTC_EDGE",
+    "IceServer",
+    "OfferTokens",
+    "WebRtcCall",
+    "WebRtcEdge",
+    "WebRtcSettings",
+    "install",
+    "make_offer_token",
+]

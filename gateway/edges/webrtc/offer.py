@@ -1,9 +1,16 @@
 """HTTP signalling of the WebRTC edge: SDP offer/answer, trickle ICE, hang-up; one WebRtcCall per peer.
 
-    POST /webrtc/offer   {"sdp", "type": "offer", "agent"?}  -> {"sdp", "type": "answer", "id"}
+    POST /webrtc/token   {"agent"?, "password"?}  -> {"token", "expires"} (tokens.py)
+    POST /webrtc/offer   {"sdp", "type": "offer", "agent"?, "token"}  -> {"sdp", "type": "answer", "id"}
     POST /webrtc/ice     {"id", "candidate": {"candidate", "sdpMid", "sdpMLineIndex"} | null}
     POST /webrtc/hangup  {"id"}
-    GET  /webrtc/config  -> {"iceServers": [...]} for the page
+    GET  /webrtc/config  -> {"iceServers": [...], "tokens": open | loopback | password | none} for the page
+
+Every offer needs a token signed for the agent it asks for (`Authorization: Bearer` or the body's
+`token`): a page gets one from /webrtc/token with the page password, or without one in open demo
+mode (by default only browsers on this host, on loopback); an operator's web app can mint them with
+the shared secret. Every refused offer is logged and reported with its reason
+(`gateway.calls.report_refusal`).
 
 The answer carries all of the gateway's candidates (aiortc gathers before answering; on
 loopback that is immediate); the browser may trickle its own. The agent's audio track and the
@@ -16,9 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
+import ipaddress
 import json
 import logging
 import re
+import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field, replace
@@ -30,16 +40,19 @@ from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcdatachannel import RTCDataChannel
 from aiortc.sdp import candidate_from_sdp
 
-from gateway.calls import CallInfo, CallObserver, CallSessions
+from gateway.calls import CallInfo, CallObserver, CallSessions, RefusedAttempt, report_refusal
 from gateway.edges.webrtc.feed import SessionFeed
 from gateway.edges.webrtc.ice import page_ice_servers, rtc_configuration
 from gateway.edges.webrtc.settings import WebRtcSettings
+from gateway.edges.webrtc.tokens import OfferTokens
 from gateway.edges.webrtc.tracks import AgentAudioTrack, read_caller
 from gateway.edges.webrtc.transport import WebRtcTransport
 
 log = logging.getLogger(__name__)
 
 MAX_SDP = 64 * 1024
+# Wrong page passwords from one address before /webrtc/token answers 429 for a while.
+PASSWORD_TRIES, PASSWORD_WINDOW = 5, 60.0
 
 
 @dataclass
@@ -72,6 +85,27 @@ def _bad(reason: str, status: int = 400) -> web.Response:
     return web.json_response({"error": reason}, status=status)
 
 
+def _is_loopback(address: str | None) -> bool:
+    try:
+        return address is not None and ipaddress.ip_address(address.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _offer_codecs(sdp: str) -> list[str]:
+    """The audio codecs an SDP offer names (rtpmap encodings, lower case)."""
+    match = re.search(r"^m=audio \d+ \S+ ([\d ]+)", sdp, re.MULTILINE)
+    if match is None:
+        return []
+    names = []
+    for pt in match.group(1).split():
+        rtpmap = re.search(rf"^a=rtpmap:{pt} ([^/\s]+)", sdp, re.MULTILINE)
+        names.append(
+            rtpmap.group(1).lower() if rtpmap else {"0": "pcmu", "8": "pcma", "9": "g722"}.get(pt, pt)
+        )
+    return names
+
+
 def _codec_of(sdp: str) -> str:
     """The first audio codec of an SDP answer (e.g. opus/48000/2, PCMU/8000)."""
     match = re.search(r"^m=audio \d+ \S+ (\d+)", sdp, re.MULTILINE)
@@ -88,6 +122,17 @@ class WebRtcEdge:
         self.calls: dict[str, WebRtcCall] = {}
         self.finished: deque[WebRtcCall] = deque(maxlen=100)
         self._started = asyncio.Condition()
+        self.tokens = OfferTokens(settings.secret, settings.token_ttl)
+        self._wrong_passwords: dict[str, deque[float]] = {}  # remote -> times of wrong passwords
+
+    def _refuse(
+        self, request: web.Request, reason: str, detail: str, status: int, agent: str = ""
+    ) -> web.Response:
+        attempt = RefusedAttempt(
+            "webrtc", reason, detail, status, caller=request.remote or "", callee=agent, agent=agent
+        )
+        report_refusal(self.sessions, attempt)
+        return web.json_response({"error": detail, "reason": reason}, status=status)
 
     async def wait_call(self) -> WebRtcCall:
         """The next call whose session is running (tests)."""
@@ -98,23 +143,82 @@ class WebRtcEdge:
     # -- HTTP handlers --------------------------------------------------------------------------
 
     async def config(self, request: web.Request) -> web.Response:
-        return web.json_response({"iceServers": page_ice_servers(self.settings)})
+        return web.json_response(
+            {"iceServers": page_ice_servers(self.settings), "tokens": self.settings.page_tokens}
+        )
+
+    async def token(self, request: web.Request) -> web.Response:
+        """A token for the page: with the page password, or in open demo mode."""
+        try:
+            body = await request.json() if request.can_read_body else {}
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("agent", ""), str):
+            return self._refuse(request, "bad_request", "expected {agent?, password?}", 400)
+        agent = str(body.get("agent") or "")[:128]
+        mode = self.settings.page_tokens
+        if mode == "password":
+            password = body.get("password")
+            if not isinstance(password, str) or not password:  # the page asks its user, then retries
+                required = {"error": "the page password is required", "password": True}
+                return web.json_response(required, status=401)
+            now = time.monotonic()
+            wrong = self._wrong_passwords.setdefault(request.remote or "", deque())
+            while wrong and wrong[0] < now - PASSWORD_WINDOW:
+                wrong.popleft()
+            if len(wrong) >= PASSWORD_TRIES:
+                detail = f"{len(wrong)} wrong page passwords within {PASSWORD_WINDOW:g} s"
+                return self._refuse(request, "rate_limit", detail, 429, agent)
+            if not hmac.compare_digest(password.encode(), self.settings.page_password.encode()):
+                wrong.append(now)
+                if len(self._wrong_passwords) > 10_000:  # bounded: forget the oldest addresses
+                    self._wrong_passwords.pop(next(iter(self._wrong_passwords)))
+                return self._refuse(request, "auth", "wrong page password", 401, agent)
+        elif mode == "loopback" and (
+            not _is_loopback(request.remote)
+            or "X-Forwarded-For" in request.headers
+            or "Forwarded" in request.headers
+        ):  # a proxy on this host makes every browser look local
+            return self._refuse(
+                request, "auth", "the open demo hands tokens only to browsers on this host", 403, agent
+            )
+        elif mode == "none":
+            return self._refuse(request, "auth", "this gateway hands no tokens to the page", 403, agent)
+        token, expires = self.tokens.mint(agent)
+        return web.json_response({"token": token, "expires": expires})
 
     async def offer(self, request: web.Request) -> web.Response:
         if (request.content_length or 0) > MAX_SDP:
-            return _bad("offer too large", 413)
+            return self._refuse(request, "bad_request", "offer too large", 413)
         try:
             body = await request.json()
         except ValueError:
-            return _bad("offer is not JSON")
+            return self._refuse(request, "bad_request", "offer is not JSON", 400)
         if not isinstance(body, dict) or body.get("type") != "offer" or not isinstance(body.get("sdp"), str):
-            return _bad("expected {sdp, type: offer}")
+            return self._refuse(request, "bad_request", "expected {sdp, type: offer, token}", 400)
+        requested = str(body.get("agent") or "")
+        token = body.get("token")
+        scheme, _, bearer = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and bearer.strip():
+            token = bearer.strip()
+        if not isinstance(token, str) or not token:
+            return self._refuse(request, "auth", "no offer token (POST /webrtc/token)", 401, requested)
+        problem = self.tokens.check(token, requested)
+        if problem is not None:
+            return self._refuse(request, "auth", problem, 401, requested)
         if re.search(r"^m=audio [1-9]", body["sdp"], re.MULTILINE) is None:
-            return _bad("the offer has no audio stream")
+            return self._refuse(request, "bad_request", "the offer has no audio stream", 400, requested)
+        codecs = _offer_codecs(body["sdp"])
+        wanted = [c.lower() for c in self.settings.codecs]
+        if codecs and not set(codecs) & set(wanted):
+            detail = (
+                f"offer has only {', '.join(codecs)}; this gateway takes {', '.join(self.settings.codecs)}"
+            )
+            return self._refuse(request, "codec", detail, 400, requested)
         try:
-            choice = self.sessions.choose(str(body.get("agent") or ""), "", self.settings.agent)
+            choice = self.sessions.choose(requested, "", self.settings.agent)
         except Exception as exc:
-            return _bad(str(exc), 500)
+            return self._refuse(request, "routing", str(exc), 500, requested)
         agent, rate = choice.agent, choice.sample_rate
         call_id = f"webrtc:{uuid.uuid4().hex[:16]}"
         pc = RTCPeerConnection(rtc_configuration(self.settings))
@@ -151,7 +255,7 @@ class WebRtcEdge:
         except Exception as exc:  # a bad SDP must not leak a peer connection
             with contextlib.suppress(Exception):  # aiortc may fail to close a half-made one too
                 await pc.close()
-            return _bad(f"cannot answer the offer: {exc}")
+            return self._refuse(request, "media", f"cannot answer the offer: {exc}", 400, agent)
         local = pc.localDescription
         transport.info = replace(info, codec=_codec_of(local.sdp))
         self.calls[call_id] = call

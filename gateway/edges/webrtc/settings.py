@@ -39,18 +39,39 @@ class WebRtcSettings:
     agent: str | None = None
     # Peer connections that never connect are closed after this many seconds.
     connect_timeout: float = 30.0
+    # HMAC key of offer tokens; "": a random key per process (tokens only from /webrtc/token).
+    secret: str = ""
+    # The page gets a token when it sends this password ("": no password).
+    page_password: str = ""
+    # Tokens for the page without a password. None: when no page password is set, and then only to
+    # browsers on this host (loopback peers); True: to anyone who reaches the page.
+    open_demo: bool | None = None
+    # Seconds an offer token stays valid.
+    token_ttl: float = 60.0
+
+    @property
+    def page_tokens(self) -> str:
+        """How the page gets its tokens: "password", "open" (anyone), "loopback" or "none"."""
+        if self.open_demo is True:
+            return "open"
+        if self.page_password:
+            return "password"
+        return "none" if self.open_demo is False else "loopback"
 
     @classmethod
     def from_env(
         cls, env: Mapping[str, str] | None = None, *, http_host: str = "127.0.0.1"
     ) -> WebRtcSettings:
         """GATEWAY_ICE_SERVERS (JSON list of {urls, username, credential}), GATEWAY_WEBRTC_ADDRESSES
-        (comma-separated; default 127.0.0.1 when HTTP listens on loopback), GATEWAY_WEBRTC_AGENT."""
+        (comma-separated; default 127.0.0.1 when HTTP listens on loopback), GATEWAY_WEBRTC_AGENT,
+        GATEWAY_WEBRTC_SECRET, GATEWAY_WEBRTC_PAGE_PASSWORD."""
         env = os.environ if env is None else env
         return cls(
             ice_servers=_ice_servers_from_env(env),
             addresses=_addresses_from_env(env, http_host),
             agent=env.get("GATEWAY_WEBRTC_AGENT") or None,
+            secret=env.get("GATEWAY_WEBRTC_SECRET", ""),
+            page_password=env.get("GATEWAY_WEBRTC_PAGE_PASSWORD", ""),
         )
 
     @classmethod
@@ -74,7 +95,17 @@ class WebRtcSettings:
         else:
             addresses = list(section.addresses)
         agent = section.agent or env.get("GATEWAY_WEBRTC_AGENT") or None
-        return cls(ice_servers=servers, addresses=addresses, agent=agent)
+        secret = section.secret.get_secret_value() if section.secret is not None else ""
+        password = section.page_password.get_secret_value() if section.page_password is not None else ""
+        return cls(
+            ice_servers=servers,
+            addresses=addresses,
+            agent=agent,
+            secret=secret or env.get("GATEWAY_WEBRTC_SECRET", ""),
+            page_password=password or env.get("GATEWAY_WEBRTC_PAGE_PASSWORD", ""),
+            open_demo=section.open_demo,
+            token_ttl=section.token_ttl if section.token_ttl is not None else cls.token_ttl,
+        )
 
 
 def _ice_servers_from_env(env: Mapping[str, str]) -> list[IceServer]:

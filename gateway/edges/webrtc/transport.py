@@ -37,7 +37,7 @@ class WebRtcTransport:
             self.frames_in += 1
 
     def feed_dtmf(self, digit: str) -> None:
-        self._inbound.put(Dtmf(self.t, digit))
+        self._inbound.put(Dtmf(self.t, digit, "page"))
 
     def end(self, reason: str) -> None:
         self._inbound.put(CallEnded(reason))

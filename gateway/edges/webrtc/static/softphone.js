@@ -13,8 +13,24 @@ function setStatus(text, cls) { const s = $("status"); s.textContent = text; s.c
 async function post(path, body) {
   const r = await fetch(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
   const data = await r.json();
-  if (!r.ok) throw new Error(data.error || r.statusText);
+  if (!r.ok) { const e = new Error(data.error || r.statusText); e.data = data; e.status = r.status; throw e; }
   return data;
+}
+
+// Every offer needs a token for its agent: open demo mode hands one out, else the page password.
+async function offerToken(agent) {
+  let password = sessionStorage.getItem("gateway-page-password") || params.get("password") || undefined;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      return (await post("/webrtc/token", { agent, password })).token;
+    } catch (err) {
+      if (err.status !== 401) throw err;  // 401: the page password is required, or was wrong
+      password = window.prompt("Password for this softphone:") || "";
+      if (!password) throw err;
+      sessionStorage.setItem("gateway-page-password", password);
+    }
+  }
+  throw new Error("no token");
 }
 
 function waitGathering(pc, ms) {
@@ -67,7 +83,9 @@ async function call() {
     };
     await pc.setLocalDescription(await pc.createOffer());
     await waitGathering(pc, 2000);
-    const answer = await post("/webrtc/offer", { sdp: pc.localDescription.sdp, type: "offer", agent: $("agent").value });
+    const agent = $("agent").value;
+    const token = await offerToken(agent);
+    const answer = await post("/webrtc/offer", { sdp: pc.localDescription.sdp, type: "offer", agent, token });
     state.id = answer.id;
     await pc.setRemoteDescription(answer);
     const m = /a=rtpmap:\d+ ([^\s/]+)\/(\d+)/.exec(answer.sdp);
