@@ -130,9 +130,10 @@ async def test_a_webrtc_offer_without_audio_is_refused_with_a_reason() -> None:
     await pc.close()
     no_audio = "\r\n".join(line for line in sdp.split("\r\n") if not line.startswith("m=audio"))
     app = web.Application()
-    webrtc.install(app, _Sessions(), WebRtcSettings(addresses=["127.0.0.1"]))  # type: ignore[arg-type]
+    edge = webrtc.install(app, _Sessions(), WebRtcSettings(addresses=["127.0.0.1"]))  # type: ignore[arg-type]
+    token, _ = edge.tokens.mint("")
     async with TestClient(TestServer(app)) as client:
-        r = await client.post("/webrtc/offer", json={"sdp": no_audio, "type": "offer"})
+        r = await client.post("/webrtc/offer", json={"sdp": no_audio, "type": "offer", "token": token})
         assert r.status == 400 and (await r.json())["error"] == "the offer has no audio stream"
 
 
