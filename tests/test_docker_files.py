@@ -30,6 +30,7 @@ from sqlalchemy import make_url
 from gateway.cli import build_parser
 from gateway.config.loader import load_gateway_config
 from gateway.edges.sip.health import watch_sip
+from gateway.http.exposure import exposure_problems
 from gateway.metrics.prometheus import GatewayMetrics
 
 REPO = Path(__file__).resolve().parent.parent
@@ -209,7 +210,12 @@ def test_node_configurations_load(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     # the ConfigMap of the Kubernetes nodes
     (configmap,) = [d for d in _yaml_docs(DOCKER / "k8s" / "gateway-node.yaml") if d["kind"] == "ConfigMap"]
     (tmp_path / "gateway.yaml").write_text(configmap["data"]["gateway.yaml"])
-    assert load_gateway_config(tmp_path / "gateway.yaml").config.sip.drain_timeout == 30
+    k8s = load_gateway_config(tmp_path / "gateway.yaml").config
+    assert k8s.sip.drain_timeout == 30
+    # both would start: no unauthenticated edge on their non-loopback addresses
+    env = {"GATEWAY_MEDIA_SECRET": "a secret the compose file requires"}
+    assert exposure_problems(loaded.config, env) == []
+    assert exposure_problems(k8s, env) == []
 
 
 def test_compose_topology_is_consistent() -> None:

@@ -211,8 +211,9 @@ class Topology:
             f"database: {{url: '{self.db_url}', spool_dir: '{self.work / name / 'spool'}', "
             "batch_interval: 0.2}\n"
             f"routes: [{{match: soak, agent: '{self.work / 'soak.yaml'}'}}]\n"
-            f"http: {{host: {address}, port: 8080}}\n"
-            f"sip: {{host: {address}, port: 5060, rate_limit: null, workers: 2, drain_timeout: 20}}\n"
+            f"http: {{host: {address}, port: 8080, metrics: {{allow: ['{self.hosts.net}']}}}}\n"
+            f"sip: {{host: {address}, port: 5060, allow: ['{self.hosts.namespaces['front']}'], "
+            "rate_limit: null, workers: 2, drain_timeout: 20}\n"
             "webrtc: {enabled: false}\nmediastream: {enabled: false}\n"
         )
         cmd = [sys.executable, "-m", "gateway", "serve", "--config", str(config), "--role", "node",
