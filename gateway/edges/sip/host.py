@@ -29,6 +29,7 @@ from gateway.calls import (
     TransportEvent,
 )
 from gateway.edges.sip import wire
+from gateway.edges.sip.lateness import FrameLateness
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class SipCallTransport:
         self.end_reason = ""
         self.worker_frames_dropped = 0  # in the worker, when this process fell behind
         self.dtmf: list[Dtmf] = []
+        self.lateness = FrameLateness()
 
     @property
     def frames_dropped(self) -> int:
@@ -53,6 +55,8 @@ class SipCallTransport:
 
     # -- fed by the host ---------------------------------------------------------------------
     def _push(self, event: TransportEvent) -> None:
+        if isinstance(event, InboundFrame):
+            self.lateness.arrived(event.t)
         self._inbound.put(event)
 
     def _finish(self, reason: str, worker_dropped: int = 0) -> None:
@@ -64,8 +68,12 @@ class SipCallTransport:
         self.ended.set()
 
     # -- CallTransport -----------------------------------------------------------------------
-    def events(self) -> AsyncIterator[TransportEvent]:
-        return self._inbound.events()
+    async def events(self) -> AsyncIterator[TransportEvent]:
+        lateness = self.lateness
+        async for event in self._inbound.events():
+            if isinstance(event, InboundFrame):
+                lateness.taken(event.t)
+            yield event
 
     def unheard_seconds(self) -> float:
         return 0.0  # the worker's playout buffer is a frame or two: heard as it is sent
@@ -227,12 +235,16 @@ class SessionHost:
                 transport._finish(reason, dropped)
                 self._count_drops(dropped, transport.frames_dropped)
                 log.info(
-                    "call %s ended: %s; frames %d, dropped in worker %d, dropped here %d",
+                    "call %s ended: %s; frames %d, dropped in worker %d, dropped here %d, "
+                    "lateness p50 %.0f ms p99 %.0f ms max %.0f ms",
                     transport.info.call_id,
                     reason,
                     total,
                     dropped,
                     transport.frames_dropped,
+                    transport.lateness.percentile(50),
+                    transport.lateness.percentile(99),
+                    transport.lateness.percentile(100),
                 )
 
     def _count_drops(self, worker: int, host: int) -> None:
