@@ -179,7 +179,7 @@ def run_level(
     level.mkdir()
     db = level / "gateway.db"
     upgrade = [sys.executable, "-m", "gateway", "db", "upgrade", "--db", f"sqlite:///{db}"]
-    subprocess.run(upgrade, check=True, capture_output=True)
+    subprocess.run(upgrade, check=True, capture_output=True, cwd=REPO)
     config = level / "gateway.yaml"
     config.write_text(
         f"database: {{url: 'sqlite:///{db}', spool_dir: '{level / 'spool'}'}}\n"
@@ -194,7 +194,7 @@ def run_level(
         serve = subprocess.Popen(
             [sys.executable, "-m", "gateway", "-v", "serve", "--config", str(config), "--sip-port", str(port),
              "--workers", str(workers), "--run-dir", str(level / "run"), "--drain-timeout", "5", *sets],
-            cwd=work, stdout=subprocess.PIPE, stderr=log, start_new_session=True,
+            cwd=REPO, stdout=subprocess.PIPE, stderr=log, start_new_session=True,
         )  # fmt: skip
     try:
         assert serve.stdout is not None

@@ -41,6 +41,19 @@ def register(sub: Any) -> None:
     serve.add_argument("--db", default=None, help="metrics database URL (default: database.url)")
     serve.add_argument("--http-port", type=int, default=None, help="HTTP port (http.port; 0 = any free port)")
     serve.set_defaults(func=_serve)
+    host = sub.add_parser(
+        "session-host", help="(internal) one session-host process, started by gateway serve"
+    )
+    host.add_argument("--control-fd", type=int, required=True, help="control socket from gateway serve")
+    host.add_argument("--socket", required=True, help="Unix socket the workers connect to")
+    host.add_argument("--index", type=int, default=0)
+    host.set_defaults(func=_session_host)
+
+
+def _session_host(args: argparse.Namespace) -> int:
+    from gateway.runtime import run_session_host
+
+    return asyncio.run(run_session_host(args.control_fd, args.socket, args.index))
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -76,7 +89,11 @@ def _serve(args: argparse.Namespace) -> int:
         plan.drain_timeout = args.drain_timeout
     plan.run_dir = args.run_dir
     if args.session:
-        services: list[Service] = [SipService(plan, load_session_factory(args.session))]
+        from gateway.edges.sip.host_pool import HostProcesses
+        from gateway.runtime import session_host_command
+
+        processes = HostProcesses(session_host_command(), {"session": args.session, "limits": plan.admission})
+        services: list[Service] = [SipService(plan, load_session_factory(args.session), processes=processes)]
     else:
         from gateway.runtime import EdgeUnavailable, GatewayRuntime
 
@@ -86,8 +103,7 @@ def _serve(args: argparse.Namespace) -> int:
         except EdgeUnavailable as exc:
             print(f"gateway serve: {exc}", file=sys.stderr)
             return 2
-        agents = [r.agent for r in cfg.routes] + ([cfg.default_agent] if cfg.default_agent else [])
-        runtime.runner.warm_up(agents)
+        runtime.runner.warm_up(runtime.agent_names())
         # Models and configs loaded above live for the whole process: keep them out of the garbage
         # collector's generations, so its pauses stay short on the audio loop.
         gc.collect()

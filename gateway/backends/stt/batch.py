@@ -38,6 +38,22 @@ class EngineWord:
     end: float
 
 
+_pending = 0  # utterances handed to a batch engine in this process and not transcribed yet
+_pending_lock = threading.Lock()
+
+
+def pending_utterances() -> int:
+    """Utterances of every call in this process waiting for (or in) a local STT decoder: the STT
+    queue that admission control watches."""
+    return _pending
+
+
+def _count_pending(delta: int) -> None:
+    global _pending
+    with _pending_lock:
+        _pending += delta
+
+
 class BatchEngine(ABC):
     """A recogniser that transcribes a whole utterance at `rate` Hz (called in a worker thread)."""
 
@@ -81,7 +97,13 @@ class BatchStt:
 
     async def run(self, pcm: Pcm, sample_rate: int, language: str) -> list[EngineWord]:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.transcribe_span, pcm, sample_rate, language)
+        _count_pending(1)
+        try:
+            return await loop.run_in_executor(
+                self._executor, self.transcribe_span, pcm, sample_rate, language
+            )
+        finally:
+            _count_pending(-1)
 
 
 @dataclass(frozen=True)

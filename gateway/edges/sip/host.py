@@ -29,6 +29,7 @@ from gateway.calls import (
     TransportEvent,
 )
 from gateway.edges.sip import wire
+from gateway.edges.sip.admission import Admission, Limits, LoadMeter
 from gateway.edges.sip.lateness import FrameLateness
 
 log = logging.getLogger(__name__)
@@ -112,10 +113,18 @@ class WorkerLink:
     stats: dict[str, Any] = field(default_factory=dict)
     last_seen: float = field(default_factory=time.monotonic)
     calls: dict[int, SipCallTransport] = field(default_factory=dict)
+    door: tuple[bool, int | None] = (True, None)  # what the worker was last told (ADMIT)
+
+    @property
+    def call_count(self) -> int:
+        return len(self.calls)
 
     def send(self, data: bytes) -> None:
         if not self.writer.is_closing():
             self.writer.write(data)
+
+    def admit(self, open_: bool, max_calls: int | None) -> None:
+        self.send(wire.pack_json(wire.Kind.ADMIT, 0, {"open": open_, "max_calls": max_calls}))
 
     def drain(self, timeout: float) -> None:
         self.send(wire.pack_json(wire.Kind.DRAIN, 0, {"timeout": timeout}))
@@ -127,10 +136,20 @@ class SessionHost:
         socket_path: str,
         session_factory: SessionFactory,
         on_frames_dropped: Callable[[int], None] | None = None,
+        *,
+        limits: Limits | None = None,
+        probes: dict[str, Callable[[], float]] | None = None,
+        index: int = 0,
     ) -> None:
+        """`limits`: admission control (None: every call is taken while a worker has room);
+        `probes`: extra load measures, e.g. utterances queued for a local STT."""
         self.socket_path = socket_path
         self.session_factory = session_factory
         self.on_frames_dropped = on_frames_dropped
+        self.index = index
+        self.admission = Admission(limits) if limits is not None else None
+        self.meter = LoadMeter(probes)
+        self._ticker: asyncio.Task[None] | None = None
         self.workers: dict[int, WorkerLink] = {}
         self.sessions: set[asyncio.Task[None]] = set()
         self.calls_started = 0
@@ -142,8 +161,80 @@ class SessionHost:
 
     async def start(self) -> None:
         self._server = await asyncio.start_unix_server(self._serve_worker, path=self.socket_path)
+        self.meter.start()
+        self._ticker = asyncio.create_task(self._tick())
+
+    async def _tick(self, interval: float = 0.25) -> None:
+        """Measure the load; open or close the door to new calls (admission control)."""
+        while True:
+            await asyncio.sleep(interval)  # the sampling period
+            load = self.meter.sample(self.active_calls)
+            if self.admission is None:
+                continue
+            was = self.admission.admitting
+            now = self.admission.update(time.monotonic(), load)
+            if now != was:
+                if now:
+                    log.warning("session host %d takes new calls again", self.index)
+                else:
+                    log.warning(
+                        "session host %d refuses new calls (%s): loop lag %.0f ms, CPU %.2f cores, "
+                        "machine %.0f %%, STT queue %d, %d calls",
+                        self.index,
+                        self.admission.reason,
+                        load.loop_lag * 1000,
+                        load.host_cpu,
+                        load.machine_cpu * 100,
+                        load.stt_queue,
+                        load.calls,
+                    )
+            self._tell_workers()
+
+    def _tell_workers(self) -> None:
+        """Each worker's door (ADMIT): open or not, and its share of the host's call cap, so a
+        burst of INVITEs cannot take more calls than the cap before the next sample."""
+        if self.admission is None:
+            return
+        cap = self.admission.limits.max_calls
+        links = sorted(self.workers.values(), key=lambda link: link.index)
+        base, extra = divmod(cap, len(links)) if cap and links else (0, 0)
+        for i, link in enumerate(links):
+            door = (self.admission.admitting, base + (1 if i < extra else 0) if cap else None)
+            if door != link.door:
+                link.door = door
+                link.admit(*door)
+
+    @property
+    def admitting(self) -> bool:
+        return self.admission is None or self.admission.admitting
+
+    def status(self) -> dict[str, Any]:
+        """What the parent of a session-host process needs to know (host_pool.py), as plain data."""
+        now = time.monotonic()
+        load = self.meter.last
+        return {
+            "workers": {
+                index: {
+                    "pid": link.pid,
+                    "sip_port": link.sip_port,
+                    "calls": link.call_count,
+                    "stats": link.stats,
+                    "age": now - link.last_seen,
+                }
+                for index, link in self.workers.items()
+            },
+            "calls_started": self.calls_started,
+            "calls_ended": dict(self.calls_ended),
+            "frames_dropped": dict(self.frames_dropped),
+            "admitting": self.admitting,
+            "refusals": self.admission.refusals if self.admission is not None else 0,
+            "load": vars(load),
+        }
 
     async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+        await self.meter.stop()
         if self._server is not None:
             self._server.close()
         for link in list(self.workers.values()):
@@ -175,6 +266,7 @@ class SessionHost:
             link.calls.clear()
             if self.workers.get(link.index) is link:
                 del self.workers[link.index]
+                self._tell_workers()
             writer.close()
             log.info("worker %d disconnected", link.index)
 
@@ -192,6 +284,7 @@ class SessionHost:
             link.sip_port = int(body.get("sip_port", 0))
             link.fast_read = bool(body.get("fast_read"))
             self.workers[link.index] = link
+            self._tell_workers()
             log.info(
                 "worker %d connected (pid %d, SIP port %d, fast ByteVector read %s)",
                 link.index,

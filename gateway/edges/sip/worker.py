@@ -194,6 +194,10 @@ class Worker:
         if len(self.calls) >= self.opts.endpoint.max_calls:
             self._reject(call, 486, "Busy Here", retry_after=True)
             return
+        if not self.link.admits(len(self.calls)):  # the session host is loaded (admission.py)
+            self.link.refused += 1
+            self._reject(call, 503, "Service Unavailable", retry_after=True)
+            return
         if agent is None:
             self._reject(call, 404, "Not Found")
             return
