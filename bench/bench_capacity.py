@@ -147,6 +147,7 @@ class Run:
     dropped: int = 0
     lateness_p99: list[float] = field(default_factory=list)  # per call, ms
     verdicts: int = 0  # interruption + backchannel rows
+    kinds: dict[str, list[str]] = field(default_factory=dict)  # verdict kinds by SIP Call-ID
     fallbacks: int = 0
     decision_ms: list[float] = field(default_factory=list)  # detection delay + call's p99 lateness
     replies_ms: list[float] = field(default_factory=list)
@@ -233,11 +234,12 @@ def run_level(
         late_by_call[m[1]] = float(m[5] or 0)
     run.lateness_p99 = list(late_by_call.values())
     with contextlib.closing(sqlite3.connect(db)) as con:
-        for call_id, mode, delay in con.execute(
-            "SELECT c.call_id, i.mode, i.detection_delay_ms FROM interruption_events i "
+        for call_id, kind, mode, delay in con.execute(
+            "SELECT c.call_id, i.kind, i.mode, i.detection_delay_ms FROM interruption_events i "
             "JOIN calls c ON c.id = i.call_id WHERE i.kind IN ('interruption', 'backchannel')"
         ):
             run.verdicts += 1
+            run.kinds.setdefault(call_id, []).append(kind)
             run.fallbacks += mode == "fallback"
             if delay is not None:
                 run.decision_ms.append(float(delay) + late_by_call.get(call_id, 0.0))
