@@ -114,14 +114,28 @@ class WorkerLink:
     last_seen: float = field(default_factory=time.monotonic)
     calls: dict[int, SipCallTransport] = field(default_factory=dict)
     door: tuple[bool, int | None] = (True, None)  # what the worker was last told (ADMIT)
+    _out: list[bytes] = field(default_factory=list, repr=False)
+    _flush_scheduled: bool = field(default=False, repr=False)
 
     @property
     def call_count(self) -> int:
         return len(self.calls)
 
     def send(self, data: bytes) -> None:
-        if not self.writer.is_closing():
-            self.writer.write(data)
+        """Queue `data` for the worker; everything queued in one turn of the event loop goes out
+        in one write (each call's playout frame would otherwise cost a system call)."""
+        if self.writer.is_closing():
+            return
+        self._out.append(data)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._out and not self.writer.is_closing():
+            self.writer.write(b"".join(self._out))
+        self._out.clear()
 
     def admit(self, open_: bool, max_calls: int | None) -> None:
         self.send(wire.pack_json(wire.Kind.ADMIT, 0, {"open": open_, "max_calls": max_calls}))

@@ -34,7 +34,7 @@ class FrameLateness:
         if self._origin == math.inf:
             return
         late = (time.monotonic() if now is None else now) - self._origin - t
-        self._counts[min(max(int(late * 1000.0), 0), MAX_MS)] += 1
+        self._counts[min(max(round(late * 1000.0), 0), MAX_MS)] += 1
         self.frames += 1
 
     def percentile(self, q: float) -> float:
