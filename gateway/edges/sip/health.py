@@ -80,9 +80,10 @@ class SipCollector(Collector):
     def _host_families(self) -> tuple[GaugeMetricFamily | CounterMetricFamily, ...]:
         return (
             CounterMetricFamily(
-                "gateway_sip_calls_refused_overload",
-                "INVITEs answered 503 because their session host was at its load limits (admission "
-                "control), counted by the workers running now",
+                "gateway_sip_worker_refusals_overload",
+                "INVITEs a worker answered 503 because its session host was at its load limits "
+                "(admission control; the front tries the next worker, so one refused call may count "
+                "once per worker), counted by the workers running now",
             ),
             GaugeMetricFamily(
                 "gateway_sip_session_host_admitting",
