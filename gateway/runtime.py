@@ -20,12 +20,15 @@ import gc
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
 from aiohttp import web
+from prometheus_client import Histogram
 
 from gateway.agents.runner import AgentRunner, CallRecord
+from gateway.backends.stt import pool as stt_pool
 from gateway.backends.stt.batch import pending_utterances
 from gateway.calls import CallInfo, SessionFactory
 from gateway.config.schema import GatewayConfig
@@ -69,6 +72,16 @@ class GatewayRuntime:
         self.instance = default_instance()
         self.writer: MetricsWriter | None = None  # set when the metrics service starts
         self.runner = AgentRunner(config, record_call=self.record_call, agent_overrides=agent_overrides)
+        self.stt_latency = Histogram(
+            "gateway_stt_latency_seconds",
+            "Utterance handed to a local STT decoder to its words, queue wait included",
+            buckets=STT_LATENCY_BUCKETS,
+            registry=self.metrics.registry,
+        )
+
+    def configure_local_stt(self) -> None:
+        """Decoder processes for local STT in this process, their latency into Prometheus."""
+        configure_local_stt(self.config, self.stt_latency.observe)
 
     def record_call(self, info: CallInfo) -> CallRecord:
         """The runner's `record_call`: Prometheus, and database rows once the writer runs."""
@@ -122,6 +135,8 @@ class GatewayRuntime:
         if message[0] == "record":
             if self.writer is not None:
                 self.writer.emit(message[1])
+        elif message[0] == "stt_latency":
+            self.stt_latency.observe(float(message[1]))
         elif message[0] == "metric":
             _, path, args = message
             target: Any = self.metrics
@@ -157,6 +172,14 @@ def _no_database(record: Record) -> None:
 
 
 # -- a session host process (`gateway session-host`, started by the SIP service) ---------------------
+
+STT_LATENCY_BUCKETS = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+
+
+def configure_local_stt(config: GatewayConfig, observe: Callable[[float], None]) -> None:
+    stt_pool.configure(config.capacity.stt_processes, config.capacity.stt_max_queue)
+    stt_pool.on_latency[:] = [observe]
+
 
 # What a session host may call on the parent's GatewayMetrics (the CallRecorder's calls).
 FORWARDED_METRICS = frozenset({"call_started", "call_ended", "observe", "response_latency"})
@@ -222,6 +245,7 @@ async def run_session_host(control_fd: int, socket_path: str, index: int) -> int
             return recorder
 
         runner = AgentRunner(config, record_call=record_call, agent_overrides=tuple(init["agent_overrides"]))
+        configure_local_stt(config, functools.partial(control.send, "stt_latency"))
         await asyncio.to_thread(runner.warm_up, list(init["agents"]))
         gc.collect()
         gc.freeze()  # models and configs live as long as the process: out of the collector's way

@@ -103,7 +103,10 @@ def _serve(args: argparse.Namespace) -> int:
         except EdgeUnavailable as exc:
             print(f"gateway serve: {exc}", file=sys.stderr)
             return 2
-        runtime.runner.warm_up(runtime.agent_names())
+        runtime.configure_local_stt()
+        if plan.session_hosts == 0 or cfg.webrtc.enabled or cfg.mediastream.enabled:
+            # calls whose sessions run in this process: load their models before the first rings
+            runtime.runner.warm_up(runtime.agent_names())
         # Models and configs loaded above live for the whole process: keep them out of the garbage
         # collector's generations, so its pauses stay short on the audio loop.
         gc.collect()

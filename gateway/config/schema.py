@@ -687,12 +687,24 @@ class MediaStreamConfig(Section):
         return v
 
 
+class CapacityConfig(Section):
+    """How one machine shares its cores among calls (see also sip.session_hosts, sip.admission)."""
+
+    # Processes decoding local STT (pocketsphinx) per session host; 0: a thread of the host, whose
+    # event loop then stops while a decoder holds the GIL.
+    stt_processes: Annotated[int, BeforeValidator(_not_bool), Field(ge=0, le=64)] = 1
+    # Utterances a session host lets wait for its decoders; beyond, one is not transcribed (its
+    # call gets an STT error) rather than every call's transcripts falling behind.
+    stt_max_queue: Annotated[int, BeforeValidator(_not_bool), Field(ge=1)] = 16
+
+
 class GatewayConfig(Section):
     """The gateway file (`config/gateway.yaml`): edges, database, routes and limits."""
 
     database: DatabaseConfig = DatabaseConfig()
     http: HttpConfig = HttpConfig()
     sip: SipConfig = SipConfig()
+    capacity: CapacityConfig = CapacityConfig()
     routes: list[RouteConfig] = Field(default_factory=list)
     # Agent file for calls that match no route; null: such calls are rejected (404).
     default_agent: str | None = None
