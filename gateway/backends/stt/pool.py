@@ -16,6 +16,7 @@ behind work it cannot catch up with. Each decode's latency goes to the `on_laten
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import logging
 import multiprocessing
@@ -78,6 +79,7 @@ class DecoderPool:
             self._executor = concurrent.futures.ProcessPoolExecutor(
                 max_workers=self.processes, mp_context=multiprocessing.get_context("spawn")
             )
+            atexit.register(self.shutdown)  # before the interpreter tears the modules down
         return self._executor
 
     def warm(self, recipe: Recipe) -> None:
@@ -103,7 +105,7 @@ class DecoderPool:
 
     def shutdown(self) -> None:
         if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
 
 
