@@ -188,6 +188,7 @@ def run_level(
         "http: {port: 0}\nsip: {rate_limit: null}\n"
     )
     workers = -(-calls // 4) + 1  # 4 calls per pjsua2 worker, one to spare
+    workers += workers % 2  # even: the same number of workers for each of two session hosts
     port = free_port()
     sets = [arg for o in overrides for arg in ("--set", o)]
     err = level / "serve.err"

@@ -117,9 +117,17 @@ class WorkerLink:
     _out: list[bytes] = field(default_factory=list, repr=False)
     _flush_scheduled: bool = field(default=False, repr=False)
 
+    reader: asyncio.StreamReader | None = None
+
     @property
     def call_count(self) -> int:
         return len(self.calls)
+
+    def seen(self, now: float) -> float:
+        """When the worker last showed it is alive: now while bytes from it wait unread (this
+        host is behind, not the worker), else when its last message was read."""
+        buffered = getattr(self.reader, "_buffer", b"") if self.reader is not None else b""
+        return now if buffered else self.last_seen
 
     def send(self, data: bytes) -> None:
         """Queue `data` for the worker; everything queued in one turn of the event loop goes out
@@ -233,7 +241,7 @@ class SessionHost:
                     "sip_port": link.sip_port,
                     "calls": link.call_count,
                     "stats": link.stats,
-                    "age": now - link.last_seen,
+                    "age": now - link.seen(now),
                 }
                 for index, link in self.workers.items()
             },
@@ -261,7 +269,7 @@ class SessionHost:
         return sum(len(w.calls) for w in self.workers.values())
 
     async def _serve_worker(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        link = WorkerLink(writer=writer)
+        link = WorkerLink(writer=writer, reader=reader)
         try:
             while True:
                 header = await reader.readexactly(wire.HEADER.size)

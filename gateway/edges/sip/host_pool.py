@@ -32,6 +32,8 @@ from gateway.edges.sip.procs import die_with_parent
 
 log = logging.getLogger(__name__)
 
+STATUS_STALE = 1.0  # seconds without a status from a host after which its reports are late
+
 
 @dataclass
 class HostProcesses:
@@ -57,6 +59,11 @@ class LinkView:
     def drain(self, timeout: float) -> None:
         self.host.send("drain", self.index, timeout)
 
+    def seen(self, now: float) -> float:
+        """As its host last reported; `now` while the host's reports are late (a host that is
+        behind cannot tell a hung worker from its own backlog, so its workers are not judged)."""
+        return now if now - self.host.status_at > STATUS_STALE else self.last_seen
+
 
 @dataclass
 class HostChild:
@@ -65,6 +72,7 @@ class HostChild:
     proc: asyncio.subprocess.Process | None = None
     control: Control | None = None
     status: dict[str, Any] = field(default_factory=dict)
+    status_at: float = 0.0  # when the last status arrived
     links: dict[int, LinkView] = field(default_factory=dict)
     restarts: int = 0
     ready: asyncio.Event = field(default_factory=asyncio.Event)
@@ -204,7 +212,7 @@ class HostPool:
 
     def _apply_status(self, child: HostChild, status: dict[str, Any]) -> None:
         child.status = status
-        now = time.monotonic()
+        now = child.status_at = time.monotonic()
         links: dict[int, LinkView] = {}
         for index, w in status.get("workers", {}).items():
             view = child.links.get(index) or LinkView(int(index), child)

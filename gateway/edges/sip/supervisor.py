@@ -125,7 +125,7 @@ class Supervisor:
                 if wp.proc is None or wp.proc.returncode is not None:
                     continue
                 link = self.host.workers.get(wp.spec.index)
-                seen = link.last_seen if link is not None else wp.started_at
+                seen = link.seen(now) if link is not None else wp.started_at
                 if now - max(seen, wp.started_at) > self.heartbeat_timeout:
                     log.error("worker %d missed its heartbeat; killing it", wp.spec.index)
                     self._kill(wp)
