@@ -432,8 +432,8 @@ class SipAdmissionConfig(Section):
     """When a session host refuses new calls (503 + Retry-After at the front) from its measured load,
     so the calls it already has keep their frames on time. A limit of null is not checked."""
 
-    # Worst event-loop lag of the host over the last second (seconds).
-    max_loop_lag: PositiveSeconds | None = 0.1
+    # Event-loop lag of the host, averaged over the last second (seconds).
+    max_loop_lag: PositiveSeconds | None = 0.05
     # CPU of the host process over the last second, in cores (1.0: one core fully busy).
     max_host_cpu: Annotated[float, BeforeValidator(_not_bool), Field(gt=0)] | None = 0.9
     # CPU of the whole machine over the last second, 0-1 (all cores busy: 1.0); off by default.

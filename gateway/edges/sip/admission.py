@@ -6,7 +6,8 @@ Two parts, kept apart:
   admitting, a sample over any limit closes the door at once; while refusing, the door opens again
   only after every measure has stayed under `resume_below` × its limit for `hold` seconds.
 - `LoadMeter`, the I/O side inside the host's event loop: the loop's lag (how late a 50 ms sleep
-  wakes; the worst over the last second), the host process's CPU and the machine's (from
+  wakes, averaged over the last second: one slow turn, a call set-up or a collection, is not
+  overload; a loop that is late all the time is), the host process's CPU and the machine's (from
   `/proc/stat`) over the last second, plus probes the host is given (utterances queued for a local
   STT).
 
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Limits:
-    max_loop_lag: float | None = 0.1
+    max_loop_lag: float | None = 0.05
     max_host_cpu: float | None = 0.9
     max_machine_cpu: float | None = None
     max_stt_queue: int | None = 8
@@ -137,7 +138,7 @@ class LoadMeter:
             with contextlib.suppress(Exception):
                 stt += float(probe())
         self.last = Load(
-            loop_lag=max((lag for _, lag in self._lags), default=0.0),
+            loop_lag=sum(lag for _, lag in self._lags) / len(self._lags) if self._lags else 0.0,
             host_cpu=(cpu - cpu0) / (now - t0) if now > t0 else 0.0,
             machine_cpu=(busy - busy0) / (total - total0) if total > total0 else 0.0,
             stt_queue=int(stt),

@@ -97,7 +97,7 @@ class SipCollector(Collector):
             ),
             GaugeMetricFamily(
                 "gateway_sip_session_host_loop_lag_seconds",
-                "Worst event-loop lag of this session host over the last second",
+                "Event-loop lag of this session host, averaged over the last second",
                 labels=["host"],
             ),
             GaugeMetricFamily(
