@@ -704,13 +704,13 @@ class GatewayConfig(Section):
     database: DatabaseConfig = DatabaseConfig()
     http: HttpConfig = HttpConfig()
     sip: SipConfig = SipConfig()
-    capacity: CapacityConfig = CapacityConfig()
     routes: list[RouteConfig] = Field(default_factory=list)
     # Agent file for calls that match no route; null: such calls are rejected (404).
     default_agent: str | None = None
     limits: LimitsConfig = LimitsConfig()
     webrtc: WebRtcConfig = WebRtcConfig()
     mediastream: MediaStreamConfig = MediaStreamConfig()
+    capacity: CapacityConfig = CapacityConfig()
 
     @property
     def route_table(self) -> list[tuple[str, str]]:
