@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
+import struct
+import termios
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -127,7 +130,17 @@ class WorkerLink:
         """When the worker last showed it is alive: now while bytes from it wait unread (this
         host is behind, not the worker), else when its last message was read."""
         buffered = getattr(self.reader, "_buffer", b"") if self.reader is not None else b""
-        return now if buffered else self.last_seen
+        return now if buffered or self._unread_in_kernel() else self.last_seen
+
+    def _unread_in_kernel(self) -> bool:
+        sock = self.writer.get_extra_info("socket")
+        if sock is None:
+            return False
+        try:
+            waiting = struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0]
+        except OSError:
+            return False
+        return bool(waiting)
 
     def send(self, data: bytes) -> None:
         """Queue `data` for the worker; everything queued in one turn of the event loop goes out
