@@ -1,10 +1,11 @@
-"""Soak: many short SIP calls through the front; the main process must not keep memory per call.
+"""Soak: many short SIP calls through the front; the gateway must not keep memory per call.
 
     python bench/bench_soak.py [--calls 1000] [--concurrency 24] [--seconds 1.0]
 
 `gateway serve` runs its whole runtime (metrics database, AgentRunner, HTTP) with one light agent
 (a spoken greeting, VAD and barge-in, no STT or LLM): sipp places the calls through the Kamailio
-front, `--concurrency` at a time, in batches. After each batch the main process's RSS is read;
+front, `--concurrency` at a time, in batches. After each batch the RSS of the main process and its
+session hosts (where the calls' sessions run) is read;
 the first batch is the warm-up (models, pools, allocator arenas), and the RSS after the last batch
 must stay within 10 % of the RSS after it. Issue #14 measured 400 calls, 24 at a time, growing
 390 -> 516 -> 642 -> 768 MB (about 1.26 MB per call kept for good).
@@ -54,11 +55,27 @@ class Soak:
         return (self.rss_mb[-1] - self.rss_mb[0]) * 1024 / max(self.calls[-1] - self.calls[0], 1)
 
 
-def rss_mb(pid: int) -> float:
+def _own_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def rss_mb(pid: int) -> float:
+    """RSS of `gateway serve` plus its session-host processes (where the SIP calls' sessions run)."""
+    total = _own_rss_mb(pid)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid and b"session-host" in cmdline:
+            total += _own_rss_mb(int(entry.name))
+    return total
 
 
 def soak(work: Path, calls: int, concurrency: int, seconds: float, batches: int = 5) -> Soak:

@@ -49,6 +49,19 @@ def register(sub: Any) -> None:
     )
     serve.add_argument("--instance", default=None, help="this gateway's name in calls.instance")
     serve.set_defaults(func=_serve)
+    host = sub.add_parser(
+        "session-host", help="(internal) one session-host process, started by gateway serve"
+    )
+    host.add_argument("--control-fd", type=int, required=True, help="control socket from gateway serve")
+    host.add_argument("--socket", required=True, help="Unix socket the workers connect to")
+    host.add_argument("--index", type=int, default=0)
+    host.set_defaults(func=_session_host)
+
+
+def _session_host(args: argparse.Namespace) -> int:
+    from gateway.runtime import run_session_host
+
+    return asyncio.run(run_session_host(args.control_fd, args.socket, args.index))
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -91,7 +104,11 @@ def _serve(args: argparse.Namespace) -> int:
         print("gateway serve: --role node needs the metrics database (no --session)", file=sys.stderr)
         return 2
     if args.session:
-        services: list[Service] = [SipService(plan, load_session_factory(args.session))]
+        from gateway.edges.sip.host_pool import HostProcesses
+        from gateway.runtime import session_host_command
+
+        processes = HostProcesses(session_host_command(), {"session": args.session, "limits": plan.admission})
+        services: list[Service] = [SipService(plan, load_session_factory(args.session), processes=processes)]
     else:
         from gateway.runtime import EdgeUnavailable, GatewayRuntime
 
@@ -110,8 +127,10 @@ def _serve(args: argparse.Namespace) -> int:
                 print("gateway serve: --role node needs a PostgreSQL database (--db)", file=sys.stderr)
                 return 2
             services.insert(1, NodeSweeper(runtime.db_url, runtime.instance))  # after metrics
-        agents = [r.agent for r in cfg.routes] + ([cfg.default_agent] if cfg.default_agent else [])
-        runtime.runner.warm_up(agents)
+        runtime.configure_local_stt()
+        if plan.session_hosts == 0 or cfg.webrtc.enabled or cfg.mediastream.enabled:
+            # calls whose sessions run in this process: load their models before the first rings
+            runtime.runner.warm_up(runtime.agent_names())
         # Models and configs loaded above live for the whole process: keep them out of the garbage
         # collector's generations, so its pauses stay short on the audio loop.
         gc.collect()

@@ -100,7 +100,6 @@ def test_sigterm_after_calls_exits_without_errors(tmp_path: Path) -> None:
 def _worker_pids(run_dir: Path) -> dict[int, int]:
     """Worker index -> pid of the workers of `run_dir`'s gateway, read from their command lines."""
     pids = {}
-    sock = str(run_dir / "host.sock")
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -109,8 +108,11 @@ def _worker_pids(run_dir: Path) -> dict[int, int]:
         except OSError:
             continue
         if b"gateway.edges.sip.worker" in args and b"--options" in args:
-            options = WorkerOptions.from_json(args[args.index(b"--options") + 1].decode())
-            if options.control == sock:
+            text = args[args.index(b"--options") + 1].decode()
+            if str(run_dir) not in text:
+                continue  # another gateway's worker (other checkouts may run other versions)
+            options = WorkerOptions.from_json(text)
+            if options.control and Path(options.control).parent == run_dir:  # a session host's socket
                 pids[options.index] = int(entry.name)
     return pids
 

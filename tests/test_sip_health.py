@@ -79,6 +79,7 @@ def test_snapshot_of_a_service_not_started(tmp_path: Path) -> None:
         "calls": 0,
         "max_calls": 2,
         "frames_dropped": 0,
+        "refused": 0,
         "restarts": 0,
     }
     assert sip_health(service.snapshot)()[0] is False

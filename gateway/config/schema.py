@@ -513,6 +513,29 @@ class SipRateLimitConfig(Section):
     burst: Annotated[int, BeforeValidator(_not_bool), Field(ge=1)] = 10
 
 
+SessionHosts = Annotated[Literal["auto"] | Annotated[int, Field(ge=0, le=64)], BeforeValidator(_not_bool)]
+
+
+class SipAdmissionConfig(Section):
+    """When a session host refuses new calls (503 + Retry-After at the front) from its measured load,
+    so the calls it already has keep their frames on time. A limit of null is not checked."""
+
+    # Event-loop lag of the host, averaged over the last second (seconds).
+    max_loop_lag: PositiveSeconds | None = 0.05
+    # CPU of the host process over the last second, in cores (1.0: one core fully busy).
+    max_host_cpu: Annotated[float, BeforeValidator(_not_bool), Field(gt=0)] | None = 0.9
+    # CPU of the whole machine over the last second, 0-1 (all cores busy: 1.0); off by default.
+    max_machine_cpu: Annotated[float, BeforeValidator(_not_bool), Field(gt=0, le=1)] | None = None
+    # Utterances waiting for a local STT decoder in this host.
+    max_stt_queue: Annotated[int, BeforeValidator(_not_bool), Field(ge=1)] | None = 8
+    # Calls in progress on one host; null: no fixed cap.
+    max_calls_per_host: Annotated[int, BeforeValidator(_not_bool), Field(ge=1)] | None = None
+    # Calls are admitted again once every measure has stayed under this fraction of its limit
+    # for `hold` seconds (hysteresis, so a host does not flap).
+    resume_below: Annotated[float, BeforeValidator(_not_bool), Field(gt=0, le=1)] = 0.8
+    hold: Seconds = 2.0
+
+
 class SipTlsConfig(Section):
     """TLS at the front: PEM certificate (chain) and its private key; paths relative to the working dir."""
 
@@ -599,6 +622,12 @@ class SipConfig(Section):
     # true: listen on a non-loopback address with neither `allow` nor `auth` (anyone who reaches the
     # port places calls); without it `gateway serve` refuses to start.
     allow_unauthenticated: bool = False
+    # Processes the SIP calls' sessions run in (workers are spread over them): auto, one per CPU
+    # core; 0, in the main process itself (one core for every call).
+    session_hosts: Annotated[
+        Literal["auto"] | Annotated[int, Field(ge=0, le=64)], BeforeValidator(_not_bool)
+    ] = "auto"
+    admission: SipAdmissionConfig | None = SipAdmissionConfig()
 
     @field_validator("codecs", "transports")
     @classmethod
@@ -757,6 +786,17 @@ class MediaStreamConfig(Section):
         return v
 
 
+class CapacityConfig(Section):
+    """How one machine shares its cores among calls (see also sip.session_hosts, sip.admission)."""
+
+    # Processes decoding local STT (pocketsphinx) per session host; 0: a thread of the host, whose
+    # event loop then stops while a decoder holds the GIL.
+    stt_processes: Annotated[int, BeforeValidator(_not_bool), Field(ge=0, le=64)] = 1
+    # Utterances a session host lets wait for its decoders; beyond, one is not transcribed (its
+    # call gets an STT error) rather than every call's transcripts falling behind.
+    stt_max_queue: Annotated[int, BeforeValidator(_not_bool), Field(ge=1)] = 16
+
+
 class GatewayConfig(Section):
     """The gateway file (`config/gateway.yaml`): edges, database, routes and limits."""
 
@@ -769,6 +809,7 @@ class GatewayConfig(Section):
     limits: LimitsConfig = LimitsConfig()
     webrtc: WebRtcConfig = WebRtcConfig()
     mediastream: MediaStreamConfig = MediaStreamConfig()
+    capacity: CapacityConfig = CapacityConfig()
 
     @property
     def route_table(self) -> list[tuple[str, str]]:

@@ -5,7 +5,9 @@ buffer indexed by absolute sample number, so a time on the call timeline is a sa
 VAD reports an utterance (`end_of_speech(onset, end)`), the span (with a little padding) is copied
 and handed to the engine, which runs in the engine's own worker thread (one per engine instance,
 shared by every call: the 2-core machines must not run several decoders at once, and the event
-loop must never wait for one). Each utterance yields one final `Transcript` (possibly with no
+loop must never wait for one) or, for engines with a `recipe`, in the decoder processes of
+`pool.py` (engines that hold the GIL, such as PocketSphinx, would stop the host's event loop
+while they decode). Each utterance yields one final `Transcript` (possibly with no
 words) whose word times are on the call timeline and whose `latency` is measured from the VAD end.
 """
 
@@ -25,6 +27,8 @@ from gateway.audio.frames import Pcm
 from gateway.audio.resample import resample
 from gateway.audio.ringbuffer import RingBuffer
 from gateway.backends.base import BackendError, SttCapabilities, Transcript, Usage
+from gateway.backends.stt import pool as decoder_pool
+from gateway.backends.stt.pool import QueueFull, Recipe
 from gateway.backends.stt.results import TranscriptQueue
 from gateway.turns.events import Word
 
@@ -38,6 +42,22 @@ class EngineWord:
     end: float
 
 
+_pending = 0  # utterances handed to a batch engine in this process and not transcribed yet
+_pending_lock = threading.Lock()
+
+
+def pending_utterances() -> int:
+    """Utterances of every call in this process waiting for (or in) a local STT decoder: the STT
+    queue that admission control watches."""
+    return _pending
+
+
+def _count_pending(delta: int) -> None:
+    global _pending
+    with _pending_lock:
+        _pending += delta
+
+
 class BatchEngine(ABC):
     """A recogniser that transcribes a whole utterance at `rate` Hz (called in a worker thread)."""
 
@@ -45,8 +65,40 @@ class BatchEngine(ABC):
     model: str = ""
     rate: int = 16000
 
+    # How a decoder process rebuilds this engine (pool.py); None: it decodes in its own thread.
+    recipe: Recipe | None = None
+
     @abstractmethod
     def transcribe(self, pcm: Pcm, language: str) -> list[EngineWord]: ...
+
+
+class PooledEngine(BatchEngine):
+    """An engine that lives in the decoder processes (pool.py): here only its name and recipe.
+    Without a pool (`configure(processes=0)`) it is built here and decodes in the thread."""
+
+    def __init__(self, recipe: Recipe, name: str, model: str, rate: int) -> None:
+        self.recipe = self._recipe = recipe
+        self.name = name
+        self.model = model
+        self.rate = rate
+        self._local: BatchEngine | None = None
+        self._lock = threading.Lock()
+
+    def transcribe(self, pcm: Pcm, language: str) -> list[EngineWord]:
+        with self._lock:
+            if self._local is None:
+                self._local = self._recipe.factory(*self._recipe.args)
+        return self._local.transcribe(pcm, language)
+
+    def warm(self) -> None:
+        """Load the model in the decoder processes; waits unless called from an event loop."""
+        pool = decoder_pool.pool()
+        if pool is None:
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pool.warm(self._recipe)  # start-up (AgentRunner.warm_up): wait, so failures show now
 
 
 class BatchStt:
@@ -80,8 +132,24 @@ class BatchStt:
         return words
 
     async def run(self, pcm: Pcm, sample_rate: int, language: str) -> list[EngineWord]:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.transcribe_span, pcm, sample_rate, language)
+        pool = decoder_pool.pool()
+        recipe = self.engine.recipe
+        _count_pending(1)
+        try:
+            if pool is None or recipe is None:
+                loop = asyncio.get_running_loop()
+                transcribe = self.transcribe_span
+                return await loop.run_in_executor(self._executor, transcribe, pcm, sample_rate, language)
+            try:
+                words: list[EngineWord] = await pool.decode(recipe, pcm, sample_rate, language)
+            except QueueFull as exc:
+                raise BackendError(f"{self.name}: utterance not transcribed: {exc}") from None
+            with self._lock:
+                self._usage.requests += 1
+                self._usage.audio_seconds += len(pcm) / sample_rate
+            return words
+        finally:
+            _count_pending(-1)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ from pydantic import Field
 
 from gateway.audio.frames import Pcm
 from gateway.backends.options import ProviderOptions
-from gateway.backends.stt.batch import BatchEngine, BatchStt, EngineWord
+from gateway.backends.stt import pool
+from gateway.backends.stt.batch import BatchEngine, BatchStt, EngineWord, PooledEngine
 from gateway.config.loader import LoadedAgent
 from gateway.turns.phrase_lm import write_phrase_lm
 
@@ -70,12 +71,21 @@ class PocketSphinxEngine(BatchEngine):
 
 
 # Loading the model takes seconds: one engine per distinct configuration, shared by all calls
-# (its lock serialises decodes; each call has its own BatchStt for its usage).
-_ENGINES: dict[str, PocketSphinxEngine] = {}
+# (its lock serialises decodes; each call has its own BatchStt for its usage). With the decoder
+# pool (pool.py, the default) the engines live in the decoder processes and here only a
+# PooledEngine naming them.
+_ENGINES: dict[str, BatchEngine] = {}
 
 
 def build(options: Options, loaded: LoadedAgent | None) -> BatchStt:
     key = options.model_dump_json()
     if key not in _ENGINES:
-        _ENGINES[key] = PocketSphinxEngine(options)
+        if pool.pool() is not None:
+            recipe = pool.Recipe(PocketSphinxEngine, (options,), f"pocketsphinx:{key}")
+            model = "en-us+phrases" if options.phrases else "en-us"
+            engine = PooledEngine(recipe, PocketSphinxEngine.name, model, PocketSphinxEngine.rate)
+            engine.warm()
+            _ENGINES[key] = engine
+        else:
+            _ENGINES[key] = PocketSphinxEngine(options)
     return BatchStt(_ENGINES[key], padding=options.padding)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
 Snapshot = Callable[[], Mapping[str, Any]]
@@ -34,6 +34,8 @@ def sip_health(snapshot: Snapshot) -> Callable[[], tuple[bool, dict[str, Any]]]:
             "active_calls": int(snap["active_calls"]),
             "max_calls": int(snap["max_calls"]),
             "worker_restarts": int(snap["restarts"]),
+            "session_hosts": len(snap.get("session_hosts", [])),
+            "session_hosts_admitting": sum(1 for h in snap.get("session_hosts", []) if h["admitting"]),
         }
         return front and up > 0, details
 
@@ -75,11 +77,47 @@ class SipCollector(Collector):
             ),
         )
 
-    def describe(self) -> Iterator[GaugeMetricFamily]:
+    def _host_families(self) -> tuple[GaugeMetricFamily | CounterMetricFamily, ...]:
+        return (
+            CounterMetricFamily(
+                "gateway_sip_worker_refusals_overload",
+                "INVITEs a worker answered 503 because its session host was at its load limits "
+                "(admission control; the front tries the next worker, so one refused call may count "
+                "once per worker), counted by the workers running now",
+            ),
+            GaugeMetricFamily(
+                "gateway_sip_session_host_admitting",
+                "1 while this session host takes new calls",
+                labels=["host"],
+            ),
+            CounterMetricFamily(
+                "gateway_sip_session_host_door_closed",
+                "Times this session host started refusing new calls (its load went over a limit)",
+                labels=["host"],
+            ),
+            GaugeMetricFamily(
+                "gateway_sip_session_host_loop_lag_seconds",
+                "Event-loop lag of this session host, averaged over the last second",
+                labels=["host"],
+            ),
+            GaugeMetricFamily(
+                "gateway_sip_session_host_cpu_cores",
+                "CPU this session host used over the last second",
+                labels=["host"],
+            ),
+            GaugeMetricFamily(
+                "gateway_sip_session_host_stt_queue",
+                "Utterances of this session host's calls waiting for a local STT decoder",
+                labels=["host"],
+            ),
+        )
+
+    def describe(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         # Names only: registering must not call the snapshot (the service may not be started).
         yield from self._families()
+        yield from self._host_families()
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         snap = self.snapshot()
         front, up, total, worker_up, calls, dropped, restarts, ended_drops = self._families()
         front.add_metric([], 1.0 if snap["front_up"] else 0.0)
@@ -93,6 +131,16 @@ class SipCollector(Collector):
         for queue, n in sorted(snap["frames_dropped"].items()):
             ended_drops.add_metric([queue], float(n))
         yield from (front, up, total, worker_up, calls, dropped, restarts, ended_drops)
+        refused, admitting, closed, lag, cpu, stt = self._host_families()
+        refused.add_metric([], float(sum(w.get("refused", 0) for w in snap["per_worker"].values())))
+        for h in snap.get("session_hosts", []):
+            host, load = [str(h["index"])], h.get("load", {})
+            admitting.add_metric(host, 1.0 if h["admitting"] else 0.0)
+            closed.add_metric(host, float(h["refusals"]))
+            lag.add_metric(host, float(load.get("loop_lag", 0.0)))
+            cpu.add_metric(host, float(load.get("host_cpu", 0.0)))
+            stt.add_metric(host, float(load.get("stt_queue", 0)))
+        yield from (refused, admitting, closed, lag, cpu, stt)
 
 
 def watch_sip(registry: CollectorRegistry, snapshot: Snapshot) -> SipCollector:

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
+import struct
+import termios
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -31,6 +34,8 @@ from gateway.calls import (
     report_refusal,
 )
 from gateway.edges.sip import wire
+from gateway.edges.sip.admission import Admission, Limits, LoadMeter
+from gateway.edges.sip.lateness import FrameLateness
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +52,7 @@ class SipCallTransport:
         self.end_reason = ""
         self.worker_frames_dropped = 0  # in the worker, when this process fell behind
         self.dtmf: list[Dtmf] = []
+        self.lateness = FrameLateness()
 
     @property
     def frames_dropped(self) -> int:
@@ -55,6 +61,8 @@ class SipCallTransport:
 
     # -- fed by the host ---------------------------------------------------------------------
     def _push(self, event: TransportEvent) -> None:
+        if isinstance(event, InboundFrame):
+            self.lateness.arrived(event.t)
         self._inbound.put(event)
 
     def _finish(self, reason: str, worker_dropped: int = 0) -> None:
@@ -66,8 +74,12 @@ class SipCallTransport:
         self.ended.set()
 
     # -- CallTransport -----------------------------------------------------------------------
-    def events(self) -> AsyncIterator[TransportEvent]:
-        return self._inbound.events()
+    async def events(self) -> AsyncIterator[TransportEvent]:
+        lateness = self.lateness
+        async for event in self._inbound.events():
+            if isinstance(event, InboundFrame):
+                lateness.taken(event.t)
+            yield event
 
     def unheard_seconds(self) -> float:
         return 0.0  # the worker's playout buffer is a frame or two: heard as it is sent
@@ -106,10 +118,50 @@ class WorkerLink:
     stats: dict[str, Any] = field(default_factory=dict)
     last_seen: float = field(default_factory=time.monotonic)
     calls: dict[int, SipCallTransport] = field(default_factory=dict)
+    door: tuple[bool, int | None] = (True, None)  # what the worker was last told (ADMIT)
+    _out: list[bytes] = field(default_factory=list, repr=False)
+    _flush_scheduled: bool = field(default=False, repr=False)
+
+    reader: asyncio.StreamReader | None = None
+
+    @property
+    def call_count(self) -> int:
+        return len(self.calls)
+
+    def seen(self, now: float) -> float:
+        """When the worker last showed it is alive: now while bytes from it wait unread (this
+        host is behind, not the worker), else when its last message was read."""
+        buffered = getattr(self.reader, "_buffer", b"") if self.reader is not None else b""
+        return now if buffered or self._unread_in_kernel() else self.last_seen
+
+    def _unread_in_kernel(self) -> bool:
+        sock = self.writer.get_extra_info("socket")
+        if sock is None:
+            return False
+        try:
+            waiting = struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0]
+        except (OSError, ValueError):  # closed meanwhile (fileno -1)
+            return False
+        return bool(waiting)
 
     def send(self, data: bytes) -> None:
-        if not self.writer.is_closing():
-            self.writer.write(data)
+        """Queue `data` for the worker; everything queued in one turn of the event loop goes out
+        in one write (each call's playout frame would otherwise cost a system call)."""
+        if self.writer.is_closing():
+            return
+        self._out.append(data)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._out and not self.writer.is_closing():
+            self.writer.write(b"".join(self._out))
+        self._out.clear()
+
+    def admit(self, open_: bool, max_calls: int | None) -> None:
+        self.send(wire.pack_json(wire.Kind.ADMIT, 0, {"open": open_, "max_calls": max_calls}))
 
     def drain(self, timeout: float) -> None:
         self.send(wire.pack_json(wire.Kind.DRAIN, 0, {"timeout": timeout}))
@@ -121,10 +173,20 @@ class SessionHost:
         socket_path: str,
         session_factory: SessionFactory,
         on_frames_dropped: Callable[[int], None] | None = None,
+        *,
+        limits: Limits | None = None,
+        probes: dict[str, Callable[[], float]] | None = None,
+        index: int = 0,
     ) -> None:
+        """`limits`: admission control (None: every call is taken while a worker has room);
+        `probes`: extra load measures, e.g. utterances queued for a local STT."""
         self.socket_path = socket_path
         self.session_factory = session_factory
         self.on_frames_dropped = on_frames_dropped
+        self.index = index
+        self.admission = Admission(limits) if limits is not None else None
+        self.meter = LoadMeter(probes)
+        self._ticker: asyncio.Task[None] | None = None
         self.workers: dict[int, WorkerLink] = {}
         self.sessions: set[asyncio.Task[None]] = set()
         self.calls_started = 0
@@ -136,8 +198,80 @@ class SessionHost:
 
     async def start(self) -> None:
         self._server = await asyncio.start_unix_server(self._serve_worker, path=self.socket_path)
+        self.meter.start()
+        self._ticker = asyncio.create_task(self._tick())
+
+    async def _tick(self, interval: float = 0.25) -> None:
+        """Measure the load; open or close the door to new calls (admission control)."""
+        while True:
+            await asyncio.sleep(interval)  # the sampling period
+            load = self.meter.sample(self.active_calls)
+            if self.admission is None:
+                continue
+            was = self.admission.admitting
+            now = self.admission.update(time.monotonic(), load)
+            if now != was:
+                if now:
+                    log.warning("session host %d takes new calls again", self.index)
+                else:
+                    log.warning(
+                        "session host %d refuses new calls (%s): loop lag %.0f ms, CPU %.2f cores, "
+                        "machine %.0f %%, STT queue %d, %d calls",
+                        self.index,
+                        self.admission.reason,
+                        load.loop_lag * 1000,
+                        load.host_cpu,
+                        load.machine_cpu * 100,
+                        load.stt_queue,
+                        load.calls,
+                    )
+            self._tell_workers()
+
+    def _tell_workers(self) -> None:
+        """Each worker's door (ADMIT): open or not, and its share of the host's call cap, so a
+        burst of INVITEs cannot take more calls than the cap before the next sample."""
+        if self.admission is None:
+            return
+        cap = self.admission.limits.max_calls
+        links = sorted(self.workers.values(), key=lambda link: link.index)
+        base, extra = divmod(cap, len(links)) if cap and links else (0, 0)
+        for i, link in enumerate(links):
+            door = (self.admission.admitting, base + (1 if i < extra else 0) if cap else None)
+            if door != link.door:
+                link.door = door
+                link.admit(*door)
+
+    @property
+    def admitting(self) -> bool:
+        return self.admission is None or self.admission.admitting
+
+    def status(self) -> dict[str, Any]:
+        """What the parent of a session-host process needs to know (host_pool.py), as plain data."""
+        now = time.monotonic()
+        load = self.meter.last
+        return {
+            "workers": {
+                index: {
+                    "pid": link.pid,
+                    "sip_port": link.sip_port,
+                    "calls": link.call_count,
+                    "stats": link.stats,
+                    "age": now - link.seen(now),
+                }
+                for index, link in self.workers.items()
+            },
+            "calls_started": self.calls_started,
+            "calls_ended": dict(self.calls_ended),
+            "frames_dropped": dict(self.frames_dropped),
+            "admitting": self.admitting,
+            "refusals": self.admission.refusals if self.admission is not None else 0,
+            "load": vars(load),
+        }
 
     async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+        await self.meter.stop()
         if self._server is not None:
             self._server.close()
         for link in list(self.workers.values()):
@@ -150,7 +284,7 @@ class SessionHost:
         return sum(len(w.calls) for w in self.workers.values())
 
     async def _serve_worker(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        link = WorkerLink(writer=writer)
+        link = WorkerLink(writer=writer, reader=reader)
         try:
             while True:
                 header = await reader.readexactly(wire.HEADER.size)
@@ -169,6 +303,7 @@ class SessionHost:
             link.calls.clear()
             if self.workers.get(link.index) is link:
                 del self.workers[link.index]
+                self._tell_workers()
             writer.close()
             log.info("worker %d disconnected", link.index)
 
@@ -186,6 +321,7 @@ class SessionHost:
             link.sip_port = int(body.get("sip_port", 0))
             link.fast_read = bool(body.get("fast_read"))
             self.workers[link.index] = link
+            self._tell_workers()
             log.info(
                 "worker %d connected (pid %d, SIP port %d, fast ByteVector read %s)",
                 link.index,
@@ -233,12 +369,16 @@ class SessionHost:
                 transport._finish(reason, dropped)
                 self._count_drops(dropped, transport.frames_dropped)
                 log.info(
-                    "call %s ended: %s; frames %d, dropped in worker %d, dropped here %d",
+                    "call %s ended: %s; frames %d, dropped in worker %d, dropped here %d, "
+                    "lateness p50 %.0f ms p99 %.0f ms max %.0f ms",
                     transport.info.call_id,
                     reason,
                     total,
                     dropped,
                     transport.frames_dropped,
+                    transport.lateness.percentile(50),
+                    transport.lateness.percentile(99),
+                    transport.lateness.percentile(100),
                 )
 
     def _count_drops(self, worker: int, host: int) -> None:

@@ -17,8 +17,10 @@ from typing import Any
 
 from gateway.calls import SessionFactory
 from gateway.config.schema import GatewayConfig
+from gateway.edges.sip.admission import Limits
 from gateway.edges.sip.front_refusals import follow_front_refusals
 from gateway.edges.sip.host import SessionHost
+from gateway.edges.sip.host_pool import HostPool, HostProcesses
 from gateway.edges.sip.kamailio import FrontOptions, KamailioFront
 from gateway.edges.sip.ports import free_port
 from gateway.edges.sip.probe import wait_for_sip
@@ -64,6 +66,9 @@ class SipPlan:
     drain_timeout: float
     srtp: str = "off"  # off | optional | required (sip.srtp)
     run_dir: Path | None = None  # generated configs, sockets and logs; None: a temporary directory
+    # Session-host processes (host_pool.py); 0: sessions run in this process.
+    session_hosts: int = 0
+    admission: Limits | None = None  # None: no admission control
 
     @property
     def max_calls(self) -> int:
@@ -138,10 +143,27 @@ def plan_from_config(cfg: GatewayConfig, workers: int | None = None, max_calls: 
         session_expires=sip.session_timers.expires,
         min_se=sip.session_timers.min_se,
         drain_timeout=sip.drain_timeout,
+        session_hosts=(os.cpu_count() or 1) if sip.session_hosts == "auto" else sip.session_hosts,
+        admission=admission_limits(cfg),
     )
     if plan.rtp_ports is not None:
         rtp_ranges(*plan.rtp_ports, plan.worker_caps)
     return plan
+
+
+def admission_limits(cfg: GatewayConfig) -> Limits | None:
+    a = cfg.sip.admission
+    if a is None:
+        return None
+    return Limits(
+        max_loop_lag=a.max_loop_lag,
+        max_host_cpu=a.max_host_cpu,
+        max_machine_cpu=a.max_machine_cpu,
+        max_stt_queue=a.max_stt_queue,
+        max_calls=a.max_calls_per_host,
+        resume_below=a.resume_below,
+        hold=a.hold,
+    )
 
 
 def check_tls_files(plan: SipPlan) -> list[tuple[str, str]]:
@@ -215,14 +237,42 @@ class SipService:
         plan: SipPlan,
         session_factory: SessionFactory,
         on_frames_dropped: Callable[[int], None] | None = None,
+        *,
+        processes: HostProcesses | None = None,
+        probes: dict[str, Callable[[], float]] | None = None,
     ) -> None:
-        """`on_frames_dropped(n)`: frames a call lost (worker + host queues), told when it ends."""
+        """`on_frames_dropped(n)`: frames a call lost (worker + host queues), told when it ends.
+
+        With `processes` and `plan.session_hosts` >= 1, sessions run in that many session-host
+        processes (host_pool.py) and `session_factory` is not used here; otherwise they run in this
+        process, whose load `probes` (e.g. the STT queue) join admission control."""
         self.plan = plan
+        self.session_factory = session_factory  # the front's own refusals are reported to it
         self._own_run_dir = plan.run_dir is None
         self.run_dir = plan.run_dir or Path(tempfile.mkdtemp(prefix="gateway-sip-"))
-        self.host = SessionHost(str(self.run_dir / "host.sock"), session_factory, on_frames_dropped)
+        self.host: SessionHost | HostPool
+        if processes is not None and plan.session_hosts >= 1:
+            self.host = HostPool(
+                plan.session_hosts,
+                self.run_dir,
+                processes.command,
+                processes.init,
+                processes.on_message,
+                on_frames_dropped,
+            )
+            socket_for: Callable[[int], str] = self.host.socket_for
+        else:
+            host = SessionHost(
+                str(self.run_dir / "host.sock"),
+                session_factory,
+                on_frames_dropped,
+                limits=plan.admission,
+                probes=probes,
+            )
+            self.host = host
+            socket_for = lambda _: host.socket_path  # noqa: E731
         specs = [
-            WorkerSpec(worker_options(plan, i, free_port("127.0.0.1"), self.host.socket_path))
+            WorkerSpec(worker_options(plan, i, free_port("127.0.0.1"), socket_for(i)))
             for i in range(len(plan.worker_caps))
         ]
         self.supervisor = Supervisor(specs, self.host, self.run_dir)
@@ -256,13 +306,16 @@ class SipService:
         await self._start_front()
         self._front_watch = asyncio.create_task(self._watch_front())
         log_path = self.run_dir / "kamailio.log"  # what the front refuses: a log line, a count, a row
-        self._refusals = asyncio.create_task(follow_front_refusals(log_path, self.host.session_factory))
+        self._refusals = asyncio.create_task(follow_front_refusals(log_path, self.session_factory))
         log.info(
-            "SIP edge up: front %s:%d, %d workers, max %d calls, run dir %s",
+            "SIP edge up: front %s:%d, %d workers, max %d calls, sessions in %s, run dir %s",
             self.plan.host,
             self.plan.port,
             len(self.plan.worker_caps),
             self.plan.max_calls,
+            f"{len(self.host.children)} session-host processes"
+            if isinstance(self.host, HostPool)
+            else "this process",
             self.run_dir,
         )
 
@@ -303,9 +356,10 @@ class SipService:
             alive = wp.proc is not None and wp.proc.returncode is None
             per_worker[str(index)] = {
                 "up": alive and link is not None,
-                "calls": len(link.calls) if link is not None else 0,
+                "calls": link.call_count if link is not None else 0,
                 "max_calls": self.plan.worker_caps[index],
                 "frames_dropped": int(link.stats.get("frames_dropped", 0)) if link is not None else 0,
+                "refused": int(link.stats.get("refused", 0)) if link is not None else 0,
                 "restarts": wp.restarts,
             }
         return {
@@ -319,7 +373,25 @@ class SipService:
             "frames_dropped": dict(self.host.frames_dropped),
             "restarts": sum(w["restarts"] for w in per_worker.values()),
             "per_worker": per_worker,
+            "session_hosts": self._hosts(),
         }
+
+    def _hosts(self) -> list[dict[str, Any]]:
+        """Per session host: up, admitting new calls, times it closed the door, its load."""
+        if isinstance(self.host, HostPool):
+            return self.host.hosts()
+        h = self.host
+        return [
+            {
+                "index": 0,
+                "up": True,
+                "pid": os.getpid(),
+                "admitting": h.admitting,
+                "refusals": h.admission.refusals if h.admission is not None else 0,
+                "load": vars(h.meter.last),
+                "restarts": 0,
+            }
+        ]
 
     def status(self) -> dict[str, Any]:
         """`snapshot()`, but raises RuntimeError when the edge cannot take calls."""

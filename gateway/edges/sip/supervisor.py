@@ -19,7 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.edges.sip.host import SessionHost
+from gateway.edges.sip.host import SessionHost, WorkerLink
+from gateway.edges.sip.host_pool import HostPool, LinkView
 from gateway.edges.sip.procs import die_with_parent
 from gateway.edges.sip.worker_options import WorkerOptions
 
@@ -51,7 +52,7 @@ class Supervisor:
     def __init__(
         self,
         specs: Sequence[WorkerSpec],
-        host: SessionHost,
+        host: SessionHost | HostPool,
         run_dir: Path,
         start_timeout: float = 20.0,
         heartbeat_timeout: float = 5.0,
@@ -124,7 +125,7 @@ class Supervisor:
                 if wp.proc is None or wp.proc.returncode is not None:
                     continue
                 link = self.host.workers.get(wp.spec.index)
-                seen = link.last_seen if link is not None else wp.started_at
+                seen = link.seen(now) if link is not None else wp.started_at
                 if now - max(seen, wp.started_at) > self.heartbeat_timeout:
                     log.error("worker %d missed its heartbeat; killing it", wp.spec.index)
                     self._kill(wp)
@@ -141,7 +142,8 @@ class Supervisor:
     async def drain(self, timeout: float) -> None:
         """New calls get 503; calls in progress may finish within `timeout`; then workers exit."""
         self.stopping = True
-        for link in list(self.host.workers.values()):
+        links: list[WorkerLink | LinkView] = list(self.host.workers.values())
+        for link in links:
             link.drain(timeout)
         await self._wait_all(timeout + 3.0)
 

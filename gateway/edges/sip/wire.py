@@ -36,6 +36,7 @@ class Kind(IntEnum):
     RESUME = 23
     HANGUP = 24  # {"reason"}
     DRAIN = 25  # {"timeout"}
+    ADMIT = 26  # {"open": bool, "max_calls": int | None}: whether (and how many) new calls it takes
 
 
 def pack(kind: Kind, slot: int, payload: bytes = b"") -> bytes:

@@ -216,6 +216,11 @@ class Worker:
             self._refused_ids.append(who["call_id"])
             self._reject(call, 486, "Busy Here", retry_after=True)
             return
+        if not self.link.admits(len(self.calls)):  # the session host is loaded (admission.py)
+            self._refused_ids.append(who["call_id"])
+            self.link.refused += 1
+            self._reject(call, 503, "Service Unavailable", retry_after=True)
+            return
         offer = offer_of(message)
         if media_family(offer) == "IP6":  # pjsua2 would fail the answer with a bare 488
             detail = "offer's media address is IPv6 (c=IN IP6); this gateway takes IPv4"

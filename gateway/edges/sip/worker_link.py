@@ -4,7 +4,8 @@
   each call sends, in order: its CALL_START once, its queued frames, its DTMF, and finally its
   CALL_END, after which the call leaves the registry. One `sendall` per wake-up batches all calls.
 - The **reader thread** applies PLAY/CLEAR/PAUSE/RESUME to the call's playout buffer directly (they
-  are thread-safe and must take effect at once) and hands HANGUP/DRAIN to the pjsua2 thread through
+  are thread-safe and must take effect at once), notes ADMIT (whether the host takes new calls) and
+  hands HANGUP/DRAIN to the pjsua2 thread through
   `commands`, because only that thread may call the pjsua2 API.
 
 Without a socket path (`path=None`) the link discards frames: the "bare worker" used as a baseline.
@@ -51,6 +52,10 @@ class HostLink:
         self.commands: deque[Command] = deque()
         self.calls: dict[int, LinkedCall] = {}
         self.closed = threading.Event()
+        # Whether the session host takes new calls (admission control); INVITEs meanwhile get 503.
+        self.admitting = True
+        self.call_cap: int | None = None  # this worker's share of its host's call cap
+        self.refused = 0  # INVITEs refused because the host was overloaded
         self._hello = hello
         self._stats = stats
         self._sock: socket.socket | None = None
@@ -79,6 +84,10 @@ class HostLink:
             self._threads.append(threading.Thread(target=self._read_loop, name="link-read", daemon=True))
         for t in self._threads:
             t.start()
+
+    def admits(self, calls: int) -> bool:
+        """Whether the host takes one more call on this worker, which has `calls` already."""
+        return self.admitting and (self.call_cap is None or calls < self.call_cap)
 
     def add(self, call: LinkedCall) -> None:
         self.calls[call.slot] = call
@@ -112,7 +121,7 @@ class HostLink:
             out: list[bytes] = []
             now = time.monotonic()
             if now >= next_stats:
-                out.append(wire.pack_json(wire.Kind.STATS, 0, self._stats()))
+                out.append(wire.pack_json(wire.Kind.STATS, 0, {**self._stats(), "refused": self.refused}))
                 next_stats = now + 1.0
             for call in list(self.calls.values()):
                 self._collect(call, out)
@@ -172,6 +181,11 @@ class HostLink:
         elif kind == wire.Kind.RESUME:
             if call is not None:
                 call.playout.resume()
+        elif kind == wire.Kind.ADMIT:
+            door = wire.load_json(payload)
+            cap = door.get("max_calls")
+            self.call_cap = int(cap) if cap is not None else None
+            self.admitting = bool(door.get("open", True))
         elif kind in (wire.Kind.HANGUP, wire.Kind.DRAIN):
             self.commands.append((kind, slot, wire.load_json(payload)))
         else:
