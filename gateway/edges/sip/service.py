@@ -359,7 +359,7 @@ class SipService:
                 "calls": link.call_count if link is not None else 0,
                 "max_calls": self.plan.worker_caps[index],
                 "frames_dropped": int(link.stats.get("frames_dropped", 0)) if link is not None else 0,
-                "refused": int(link.stats.get("refused", 0)) if link is not None else 0,
+                "refused": int(link.stats.get("admission_refused", 0)) if link is not None else 0,
                 "restarts": wp.restarts,
             }
         return {

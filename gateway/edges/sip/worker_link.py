@@ -121,7 +121,9 @@ class HostLink:
             out: list[bytes] = []
             now = time.monotonic()
             if now >= next_stats:
-                out.append(wire.pack_json(wire.Kind.STATS, 0, {**self._stats(), "refused": self.refused}))
+                out.append(
+                    wire.pack_json(wire.Kind.STATS, 0, {**self._stats(), "admission_refused": self.refused})
+                )
                 next_stats = now + 1.0
             for call in list(self.calls.values()):
                 self._collect(call, out)
