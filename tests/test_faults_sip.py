@@ -1,0 +1,194 @@
+"""Faults of the SIP edge with a real caller (sipp) and the real database: a pjsua2 worker killed
+with SIGKILL mid-call, a session host killed mid-call. In both, the caller must get a BYE within a
+few seconds (not dead air), the call's row must end with a reason that says what happened, and the
+next call must work."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sip_fixtures import REPO, kill_group, needs_sipp_and_kamailio, run_sipp, sipp_in_background
+from sqlalchemy import select
+
+from gateway.demo import start_process, stop_process
+from gateway.edges.sip.kamailio import RPC_SOCKET, dialogs_of_worker, rpc_call
+from gateway.edges.sip.ports import free_port
+from gateway.edges.sip.worker_options import WorkerOptions
+from gateway.metrics.database import create_db_engine
+from gateway.metrics.schema import upgrade
+from gateway.metrics.tables import Call
+
+pytestmark = needs_sipp_and_kamailio()
+
+PCMU = ["-s", "default", "-m", "1", "-key", "pt", "0", "-key", "codec", "PCMU"]
+BYE_WITHIN = 8.0  # seconds: "a few", generous for a loaded shared machine
+
+
+@dataclass
+class Served:
+    proc: subprocess.Popen[bytes]
+    port: int
+    run_dir: Path
+    db: str
+    tmp: Path
+
+    def calls(self) -> list[tuple[str, str | None]]:
+        engine = create_db_engine(self.db)
+        try:
+            with engine.connect() as conn:
+                rows = conn.execute(select(Call.call_id, Call.end_reason).order_by(Call.id)).all()
+        finally:
+            engine.dispose()
+        return [(r.call_id, r.end_reason) for r in rows]
+
+    def wait_calls(self, check: object, timeout: float = 15.0) -> list[tuple[str, str | None]]:
+        """The calls table once `check(rows)` holds (another process writes it: poll, deadline)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = self.calls()
+            if check(rows) or time.monotonic() > deadline:  # type: ignore[operator]
+                return rows
+            time.sleep(0.1)
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    db = f"sqlite:///{tmp_path / 'gateway.db'}"
+    upgrade(db)
+    config = tmp_path / "gateway.yaml"
+    config.write_text(
+        f"database: {{url: '{db}', spool_dir: '{tmp_path / 'spool'}'}}\n"
+        "routes: []\n"
+        "sip: {workers: 2, session_hosts: 1, rate_limit: null}\n"
+    )
+    port = free_port()
+    run_dir = tmp_path / "run"
+    proc = start_process(
+        [sys.executable, "-m", "gateway", "-v", "serve", "--config", str(config), "--sip-port", str(port),
+         "--http-port", "0", "--run-dir", str(run_dir)],
+        tmp_path / "serve.log",
+        wait_for=b"SERVING",
+        cwd=REPO,
+    )  # fmt: skip
+    try:
+        yield Served(proc, port, run_dir, db, tmp_path)
+    finally:
+        stop_process(proc)
+
+
+def _processes(run_dir: Path, module: bytes) -> dict[int, tuple[int, list[bytes]]]:
+    """pid -> command line of the processes of `run_dir`'s gateway running `module`."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if module in args and str(run_dir).encode() in b" ".join(args):
+            found[int(entry.name)] = (int(entry.name), args)
+    return found
+
+
+def worker_pid_on_port(run_dir: Path, sip_port: int) -> int:
+    for pid, (_, args) in _processes(run_dir, b"gateway.edges.sip.worker").items():
+        if WorkerOptions.from_json(args[args.index(b"--options") + 1].decode()).endpoint.sip_port == sip_port:
+            return pid
+    raise AssertionError(f"no worker on port {sip_port}")
+
+
+def call_in_progress(gw: Served) -> tuple[subprocess.Popen[bytes], int]:
+    """A sipp call that waits for the gateway's BYE (echoing the agent's RTP); the SIP port of the
+    worker holding it, as the front's dialog state says."""
+    caller = sipp_in_background(gw.tmp, gw.port, "uac_wait_bye.xml", *PCMU, "-mp", "0", "-rtp_echo")
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        listed = rpc_call(gw.run_dir / RPC_SOCKET, "dlg.list", [])
+        confirmed = [d for d in listed or [] if d.get("state") == 4]  # 4: confirmed
+        if confirmed and any(reason is None for _, reason in gw.calls()):
+            for d in confirmed:
+                for v in d.get("variables") or []:
+                    if "worker" in v:
+                        port = int(str(v["worker"]).split(";")[0].rsplit(":", 1)[1])
+                        assert dialogs_of_worker(listed, "127.0.0.1", port) == [d]
+                        return caller, port
+        time.sleep(0.1)  # the call is set up by other processes: poll with a deadline
+    kill_group(caller)
+    raise AssertionError("the call did not start")
+
+
+def wait_bye(caller: subprocess.Popen[bytes], since: float) -> float:
+    """Seconds from `since` until sipp got its BYE and answered it (sipp exits 0)."""
+    try:
+        code = caller.wait(timeout=BYE_WITHIN + 5)
+    except subprocess.TimeoutExpired:
+        kill_group(caller)
+        raise AssertionError("the caller got no BYE: dead air") from None
+    assert code == 0, f"sipp exited {code}"
+    return time.monotonic() - since
+
+
+def test_worker_killed_mid_call_caller_gets_bye_and_row_says_worker_lost(served: Served) -> None:
+    gw = served
+    caller, port = call_in_progress(gw)
+    pid = worker_pid_on_port(gw.run_dir, port)
+    t0 = time.monotonic()
+    os.kill(pid, signal.SIGKILL)
+    waited = wait_bye(caller, t0)
+    print(f"BYE {waited:.2f} s after the SIGKILL (shared, loaded machine)")
+    assert waited < BYE_WITHIN
+    rows = gw.wait_calls(lambda rows: rows and rows[-1][1] is not None)
+    assert [reason for _, reason in rows] == ["worker_lost"]
+    # New calls work (round robin: one of these two goes to the killed worker's index) ...
+    for _ in range(2):
+        res = run_sipp(gw.tmp, gw.port, "uac_echo.xml", *PCMU, "-d", "300")
+        assert res.returncode == 0, res.stdout[-2000:]
+    # ... and the worker was replaced on its port.
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            if worker_pid_on_port(gw.run_dir, port) != pid:
+                break
+        except AssertionError:
+            pass
+        time.sleep(0.1)  # another process restarts it: poll with a deadline
+    assert worker_pid_on_port(gw.run_dir, port) != pid
+    rows = gw.wait_calls(lambda rows: len(rows) == 3 and all(r for _, r in rows))
+    assert [reason for _, reason in rows] == ["worker_lost", "caller_hangup", "caller_hangup"]
+    assert "BYE sent to their callers" in (gw.tmp / "serve.log").read_text()
+
+
+def test_session_host_killed_mid_call_caller_gets_bye_and_row_says_host_lost(served: Served) -> None:
+    gw = served
+    caller, _ = call_in_progress(gw)
+    (host_pid,) = _processes(gw.run_dir, b"session-host")
+    t0 = time.monotonic()
+    os.kill(host_pid, signal.SIGKILL)
+    waited = wait_bye(caller, t0)  # from the worker: it lost its host, so it hangs up
+    print(f"BYE {waited:.2f} s after the SIGKILL of the session host (shared, loaded machine)")
+    assert waited < BYE_WITHIN
+    # The host's sessions died with it: the parent closes the row.
+    rows = gw.wait_calls(lambda rows: rows and rows[-1][1] is not None)
+    assert [reason for _, reason in rows] == ["host_lost"]
+    # The host and the workers come back; then calls work again (503 while they restart).
+    deadline = time.monotonic() + 30
+    while True:
+        res = run_sipp(gw.tmp, gw.port, "uac_echo.xml", *PCMU, "-d", "300")
+        if res.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)  # processes of the gateway restart: retry with a deadline
+    assert res.returncode == 0, res.stdout[-2000:]
+    assert set(_processes(gw.run_dir, b"session-host")) != {host_pid}
+    rows = gw.wait_calls(lambda rows: len(rows) == 2 and all(r for _, r in rows))
+    assert [reason for _, reason in rows] == ["host_lost", "caller_hangup"]
+    log = (gw.tmp / "serve.log").read_text()
+    assert "session host 0 died in 1 calls" in log
