@@ -293,6 +293,8 @@ class MetricsService:
             batch_interval_s=rt.config.database.batch_interval,
             instance=rt.instance,
         )
+        writer = rt.writer
+        rt.metrics.watch_writer(lambda: writer.stats)  # spool depth, spool full, dropped records
         await rt.writer.start()
         log.info("metrics to %s", redact_url(rt.db_url))
 

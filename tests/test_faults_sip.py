@@ -5,6 +5,7 @@ next call must work."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from fault_fixtures import fill, mounted_tmpfs
 from sip_fixtures import REPO, kill_group, needs_sipp_and_kamailio, run_sipp, sipp_in_background
 from sqlalchemy import select
 
@@ -59,13 +61,15 @@ class Served:
             time.sleep(0.1)
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
-    db = f"sqlite:///{tmp_path / 'gateway.db'}"
+@contextlib.contextmanager
+def serve(tmp_path: Path, data_dir: Path) -> Iterator[Served]:
+    """`gateway serve` with the default agent, 2 workers, 1 session host; the SQLite database and
+    the spool in `data_dir`."""
+    db = f"sqlite:///{data_dir / 'gateway.db'}"
     upgrade(db)
     config = tmp_path / "gateway.yaml"
     config.write_text(
-        f"database: {{url: '{db}', spool_dir: '{tmp_path / 'spool'}'}}\n"
+        f"database: {{url: '{db}', spool_dir: '{data_dir / 'spool'}'}}\n"
         "routes: []\n"
         "sip: {workers: 2, session_hosts: 1, rate_limit: null}\n"
     )
@@ -82,6 +86,12 @@ def served(tmp_path: Path) -> Iterator[Served]:
         yield Served(proc, port, run_dir, db, tmp_path)
     finally:
         stop_process(proc)
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    with serve(tmp_path, tmp_path) as gw:
+        yield gw
 
 
 def _processes(run_dir: Path, module: bytes) -> dict[int, tuple[int, list[bytes]]]:
@@ -192,3 +202,19 @@ def test_session_host_killed_mid_call_caller_gets_bye_and_row_says_host_lost(ser
     assert [reason for _, reason in rows] == ["host_lost", "caller_hangup"]
     log = (gw.tmp / "serve.log").read_text()
     assert "session host 0 died in 1 calls" in log
+
+
+def test_disk_full_under_database_and_spool_calls_go_on(tmp_path: Path) -> None:
+    with mounted_tmpfs(tmp_path / "fs", "8m") as fs, serve(tmp_path, fs) as gw:
+        filler = fill(fs)
+        for _ in range(2):
+            res = run_sipp(gw.tmp, gw.port, "uac_echo.xml", *PCMU, "-d", "300")
+            assert res.returncode == 0, res.stdout[-2000:]
+        log = gw.tmp / "serve.log"
+        deadline = time.monotonic() + 15
+        while "cannot grow" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)  # the writer's cycle in another process: poll with a deadline
+        assert "cannot grow" in log.read_text()
+        filler.unlink()  # room again: the calls' records land
+        rows = gw.wait_calls(lambda rows: len(rows) == 2 and all(r for _, r in rows))
+        assert [reason for _, reason in rows] == ["caller_hangup", "caller_hangup"]
