@@ -146,10 +146,10 @@ class GatewayRuntime:
             self.stt_latency.observe(float(message[1]))
         elif message[0] == "metric":
             _, path, args = message
+            if path not in FORWARDED_CALLS:
+                raise ValueError(f"session host sent an unknown metric {path!r}")
             target: Any = self.metrics
             for name in str(path).split("."):
-                if name.startswith("_") or name not in FORWARDED_METRICS:
-                    raise ValueError(f"session host sent an unknown metric {path!r}")
                 target = getattr(target, name)
             target(*args)
 
@@ -190,6 +190,7 @@ def configure_local_stt(config: GatewayConfig, observe: Callable[[float], None])
 
 # What a session host may call on the parent's GatewayMetrics (the CallRecorder's calls).
 FORWARDED_METRICS = frozenset({"call_started", "call_ended", "observe", "response_latency"})
+FORWARDED_CALLS = frozenset({"call_started", "call_ended", "observe", "response_latency.observe"})
 
 
 def session_host_command() -> list[str]:

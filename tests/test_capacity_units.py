@@ -69,3 +69,20 @@ def test_lateness_clips_at_two_seconds() -> None:
     late.arrived(0.0, now=10.0)
     late.taken(0.0, now=25.0)
     assert late.percentile(100) == 2000.0
+
+
+def test_a_session_host_may_only_call_the_recorders_metrics_on_the_parent() -> None:
+    from gateway.config.schema import GatewayConfig
+    from gateway.runtime import GatewayRuntime
+
+    runtime = GatewayRuntime(GatewayConfig())
+    runtime.host_message(("metric", "call_started", ()))
+    runtime.host_message(("metric", "response_latency.observe", (0.4,)))
+    runtime.host_message(("stt_latency", 0.3))
+    text = runtime.metrics.exposition().decode()
+    assert "gateway_active_calls 1.0" in text
+    assert "gateway_response_latency_seconds_count 1.0" in text
+    assert "gateway_stt_latency_seconds_count 1.0" in text
+    for path in ("registry.clear", "_metrics", "frames_dropped", "response_latency.clear", "observe.x"):
+        with pytest.raises(ValueError, match="unknown metric"):
+            runtime.host_message(("metric", path, ()))

@@ -108,7 +108,10 @@ def _worker_pids(run_dir: Path) -> dict[int, int]:
         except OSError:
             continue
         if b"gateway.edges.sip.worker" in args and b"--options" in args:
-            options = WorkerOptions.from_json(args[args.index(b"--options") + 1].decode())
+            text = args[args.index(b"--options") + 1].decode()
+            if str(run_dir) not in text:
+                continue  # another gateway's worker (other checkouts may run other versions)
+            options = WorkerOptions.from_json(text)
             if options.control and Path(options.control).parent == run_dir:  # a session host's socket
                 pids[options.index] = int(entry.name)
     return pids

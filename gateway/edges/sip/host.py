@@ -138,7 +138,7 @@ class WorkerLink:
             return False
         try:
             waiting = struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0]
-        except OSError:
+        except (OSError, ValueError):  # closed meanwhile (fileno -1)
             return False
         return bool(waiting)
 

@@ -84,7 +84,10 @@ async def run_child(control: Control, host: SessionHost) -> None:
 
     async def report() -> None:
         while True:
-            control.send("status", host.status())
+            try:
+                control.send("status", host.status())
+            except Exception:  # a report lost is not a host lost: the next one may go through
+                log.exception("session host status failed")
             await asyncio.sleep(STATUS_INTERVAL)  # the heartbeat period
 
     reporter = asyncio.create_task(report())
@@ -102,5 +105,6 @@ async def run_child(control: Control, host: SessionHost) -> None:
         reporter.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reporter
-        control.send("status", host.status())
+        with contextlib.suppress(Exception):
+            control.send("status", host.status())
         await control.close()
