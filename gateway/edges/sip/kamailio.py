@@ -22,6 +22,7 @@ from gateway.edges.sip.procs import die_with_parent
 log = logging.getLogger(__name__)
 
 DEFAULT_TEMPLATE = Path(str(files("gateway.edges.sip") / "kamailio.cfg.tmpl"))
+DIALOG_CONFIRMED = 3  # dialog states: 1 unconfirmed, 2 early, 3 confirmed, 4 confirmed+ACK, 5 deleted
 RPC_SOCKET = "kamailio_rpc.sock"  # in the run directory: jsonrpcs over a Unix datagram socket
 MODULE_DIRS = ("/usr/lib/x86_64-linux-gnu/kamailio/modules", "/usr/lib/kamailio/modules")
 
@@ -178,8 +179,9 @@ class KamailioFront:
         return await asyncio.to_thread(rpc_call, self.run_dir / RPC_SOCKET, method, list(params), timeout)
 
     async def end_dialogs_of(self, port: int) -> list[str]:
-        """BYE both sides of every dialog the front routed to the worker on SIP port `port` (a
-        worker that died cannot); the Call-IDs of the dialogs ended."""
+        """End every dialog the front routed to the worker on SIP port `port` (a worker that died
+        cannot): BYE both sides of an answered call, 503 + Retry-After to a caller still hearing
+        it ring (the INVITE would otherwise wait for `fr_inv_timer`); the Call-IDs ended."""
         host = next((h for h, p in self.workers if p == port), "127.0.0.1")
         try:
             listed = await self.rpc("dlg.list")
@@ -189,7 +191,14 @@ class KamailioFront:
         ended = []
         for dlg in dialogs_of_worker(listed, host, port):
             try:
-                await self.rpc("dlg.end_dlg", int(dlg["h_entry"]), int(dlg["h_id"]))
+                if int(dlg.get("state", 0)) < DIALOG_CONFIRMED:
+                    # Still ringing: no BYE yet, a final answer to the INVITE (the caller may retry).
+                    retry = f"Retry-After: {self.opts.retry_after}\r\n"
+                    call_id, cseq = str(dlg["call-id"]), str(dlg["caller"]["cseq"])
+                    tag = f"lost{int(dlg['h_id'])}"
+                    await self.rpc("tm.reply_callid", 503, "Worker Lost", call_id, cseq, tag, retry, "")
+                else:
+                    await self.rpc("dlg.end_dlg", int(dlg["h_entry"]), int(dlg["h_id"]))
             except (OSError, RpcError) as exc:
                 log.error("ending call %s of %s:%d failed: %s", dlg.get("call-id"), host, port, exc)
                 continue

@@ -4,7 +4,7 @@ Each worker runs in its own process group (so a kill takes its threads and child
 a fixed loopback SIP port (the front's dispatcher list names these ports, so a restarted worker
 comes back where the front expects it). Health: a worker must send a STATS heartbeat over its
 link at least every `heartbeat_timeout` seconds, or it is killed and restarted. A worker that dies
-cannot hang up its calls: `on_worker_lost` (the front's `end_dialogs_of`) sends their BYEs.
+cannot hang up its calls: `on_worker_lost` (the front's `end_dialogs_of`) ends them.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class Supervisor:
         self.heartbeat_timeout = heartbeat_timeout
         self.stopping = False
         self._tasks: list[asyncio.Task[None]] = []
-        # SIP port of a worker that died -> the Call-IDs whose callers were sent a BYE
+        # SIP port of a worker that died -> the Call-IDs the front ended
         self.on_worker_lost: Callable[[int], Awaitable[list[str]]] | None = None
 
     def command(self, spec: WorkerSpec) -> list[str]:
@@ -128,7 +128,7 @@ class Supervisor:
             return
         if ended:
             log.warning(
-                "worker %d died in %d calls; BYE sent to their callers: %s",
+                "worker %d died in %d calls; the front ended them (BYE, or 503 while ringing): %s",
                 wp.spec.index,
                 len(ended),
                 ", ".join(ended),
