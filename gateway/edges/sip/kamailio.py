@@ -22,7 +22,9 @@ from gateway.edges.sip.procs import die_with_parent
 log = logging.getLogger(__name__)
 
 DEFAULT_TEMPLATE = Path(str(files("gateway.edges.sip") / "kamailio.cfg.tmpl"))
-DIALOG_CONFIRMED = 3  # dialog states: 1 unconfirmed, 2 early, 3 confirmed, 4 confirmed+ACK, 5 deleted
+# The dialog module's states: 1 unconfirmed (no reply yet), 2 early (ringing), 3 confirmed, 4
+# confirmed and ACKed, 5 deleted.
+DIALOG_EARLY, DIALOG_CONFIRMED = 2, 3
 RPC_SOCKET = "kamailio_rpc.sock"  # in the run directory: jsonrpcs over a Unix datagram socket
 MODULE_DIRS = ("/usr/lib/x86_64-linux-gnu/kamailio/modules", "/usr/lib/kamailio/modules")
 
@@ -190,8 +192,11 @@ class KamailioFront:
             return []
         ended = []
         for dlg in dialogs_of_worker(listed, host, port):
+            state = int(dlg.get("state", 0))
+            if state < DIALOG_EARLY:  # no reply yet: the front fails over when its timer fires
+                continue
             try:
-                if int(dlg.get("state", 0)) < DIALOG_CONFIRMED:
+                if state < DIALOG_CONFIRMED:
                     # Still ringing: no BYE yet, a final answer to the INVITE (the caller may retry).
                     retry = f"Retry-After: {self.opts.retry_after}\r\n"
                     call_id, cseq = str(dlg["call-id"]), str(dlg["caller"]["cseq"])
