@@ -145,10 +145,10 @@ def call_in_progress(gw: Served) -> tuple[subprocess.Popen[bytes], int]:
     raise AssertionError("the call did not start")
 
 
-def wait_bye(caller: subprocess.Popen[bytes], since: float) -> float:
-    """Seconds from `since` until sipp got its BYE and answered it (sipp exits 0)."""
+def wait_bye(caller: subprocess.Popen[bytes], since: float, within: float = BYE_WITHIN) -> float:
+    """Seconds from `since` until sipp got its BYE and answered it (sipp exits 0), at most `within`."""
     try:
-        code = caller.wait(timeout=BYE_WITHIN + 5)
+        code = caller.wait(timeout=within)
     except subprocess.TimeoutExpired:
         kill_group(caller)
         raise AssertionError("the caller got no BYE: dead air") from None
@@ -260,3 +260,19 @@ def test_worker_killed_while_the_call_rings_caller_gets_503_at_once(tmp_path: Pa
         assert waited < BYE_WITHIN
         text = messages.read_text()
         assert "SIP/2.0 503 Worker Lost" in text and "Retry-After:" in text
+
+
+def test_worker_hung_mid_call_is_killed_and_its_caller_gets_bye(served: Served) -> None:
+    """A worker that stops (SIGSTOP: no heartbeat, no SIP) is killed by the supervisor after its
+    heartbeat timeout (5 s), then its call is ended as for a crash."""
+    gw = served
+    caller, port = call_in_progress(gw)
+    pid = worker_pid_on_port(gw.run_dir, port)
+    t0 = time.monotonic()
+    os.kill(pid, signal.SIGSTOP)
+    waited = wait_bye(caller, t0, within=5.0 + BYE_WITHIN)
+    print(f"BYE {waited:.2f} s after the SIGSTOP (heartbeat timeout 5 s; shared, loaded machine)")
+    rows = gw.wait_calls(lambda rows: rows and rows[-1][1] is not None)
+    assert [reason for _, reason in rows] == ["worker_lost"]
+    log = (gw.tmp / "serve.log").read_text()
+    assert "missed its heartbeat" in log and "the front ended them" in log
