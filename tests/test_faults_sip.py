@@ -276,3 +276,23 @@ def test_worker_hung_mid_call_is_killed_and_its_caller_gets_bye(served: Served) 
     assert [reason for _, reason in rows] == ["worker_lost"]
     log = (gw.tmp / "serve.log").read_text()
     assert "missed its heartbeat" in log and "the front ended them" in log
+
+
+def test_front_killed_mid_call_the_call_goes_on_and_ends_normally(served: Served) -> None:
+    """RTP does not cross the front; the caller's BYE (retransmitted while the front is down)
+    reaches the worker through the restarted front on its Record-Route."""
+    gw = served
+    caller = sipp_in_background(gw.tmp, gw.port, "uac_echo.xml", *PCMU, "-d", "4000")
+    deadline = time.monotonic() + 15
+    while not any(d.get("state") == 4 for d in rpc_call(gw.run_dir / RPC_SOCKET, "dlg.list", []) or []):
+        assert time.monotonic() < deadline, "the call did not start"
+        time.sleep(0.1)  # the call is set up by other processes: poll with a deadline
+    front_pid = int((gw.run_dir / "kamailio.pid").read_text())
+    os.kill(front_pid, signal.SIGKILL)
+    try:
+        code = caller.wait(timeout=40)  # BYE retransmissions last 32 s
+    finally:
+        kill_group(caller)
+    assert code == 0, f"sipp exited {code}"
+    rows = gw.wait_calls(lambda rows: rows and rows[-1][1] is not None)
+    assert [reason for _, reason in rows] == ["caller_hangup"]
