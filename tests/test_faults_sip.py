@@ -296,3 +296,5 @@ def test_front_killed_mid_call_the_call_goes_on_and_ends_normally(served: Served
     assert code == 0, f"sipp exited {code}"
     rows = gw.wait_calls(lambda rows: rows and rows[-1][1] is not None)
     assert [reason for _, reason in rows] == ["caller_hangup"]
+    # The restarted front answers RPC again (for the next dead worker): its dialog list is empty.
+    assert not rpc_call(gw.run_dir / RPC_SOCKET, "dlg.list", [])
