@@ -42,8 +42,9 @@ from gateway.metrics.attempts import record_refusal
 from gateway.metrics.database import create_db_engine, redact_url, resolve_db_url
 from gateway.metrics.prometheus import GatewayMetrics
 from gateway.metrics.recorder import CallRecorder
-from gateway.metrics.records import Record
+from gateway.metrics.records import Record, UpdateRow
 from gateway.metrics.schema import check_schema_current
+from gateway.metrics.tables import utc_now
 from gateway.metrics.writer import MetricsWriter, default_instance
 from gateway.services import Service
 
@@ -147,6 +148,12 @@ class GatewayRuntime:
         if message[0] == "record":
             if self.writer is not None:
                 self.writer.emit(message[1])
+        elif message[0] == "calls_lost":  # a session host died: its calls' rows end here
+            _, uids, reason = message
+            if self.writer is not None:
+                end = {"ended_at": utc_now(), "end_reason": str(reason)}
+                for uid in uids:
+                    self.writer.emit(UpdateRow("calls", str(uid), end))
         elif message[0] == "stt_latency":
             self.stt_latency.observe(float(message[1]))
         elif message[0] == "metric":
@@ -311,6 +318,8 @@ class MetricsService:
             batch_interval_s=rt.config.database.batch_interval,
             instance=rt.instance,
         )
+        writer = rt.writer
+        rt.metrics.watch_writer(lambda: writer.stats)  # spool depth, spool full, dropped records
         await rt.writer.start()
         log.info("metrics to %s", redact_url(rt.db_url))
 

@@ -43,7 +43,7 @@ from sqlalchemy import Engine
 from gateway.metrics.database import create_db_engine
 from gateway.metrics.persist import apply_records, close_open_calls, is_unavailable
 from gateway.metrics.records import Record, record_to_json
-from gateway.metrics.spool import decode_lines, read_lines
+from gateway.metrics.spool import append_whole, decode_lines, read_lines
 
 log = logging.getLogger(__name__)
 
@@ -222,8 +222,7 @@ class DbWorker:
                 if is_unavailable(exc):
                     raise
                 log.error("metrics record refused, kept in %s: %s", self.rejected_path, exc)
-                with self.rejected_path.open("a", encoding="utf-8") as f:
-                    f.write(record_to_json(record) + "\n")
+                append_whole(self.rejected_path, (record_to_json(record) + "\n").encode())
                 progress.rejected += 1
 
 

@@ -8,6 +8,7 @@ the metrics writer's spool depth is read at scrape time.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -57,6 +58,17 @@ class GatewayMetrics:
         self.spool_depth = Gauge(
             "gateway_db_spool_depth", "Metric records waiting in the local spool", registry=r
         )
+        self.spool_full = Gauge(
+            "gateway_db_spool_full",
+            "1 while the spool cannot grow (disk full): metric records wait in memory",
+            registry=r,
+        )
+        self.spool_errors = Gauge(
+            "gateway_db_spool_write_errors", "Spool writes that failed (disk full, I/O error)", registry=r
+        )
+        self.records_dropped = Gauge(
+            "gateway_db_records_dropped", "Metric records dropped: memory queue full", registry=r
+        )
 
     def call_started(self) -> None:
         self.active_calls.inc()
@@ -74,6 +86,14 @@ class GatewayMetrics:
     def watch_spool(self, depth: Callable[[], int]) -> None:
         """Read the spool depth at every scrape: `watch_spool(lambda: writer.stats.spool_depth)`."""
         self.spool_depth.set_function(lambda: float(depth()))
+
+    def watch_writer(self, stats: Callable[[], Any]) -> None:
+        """The metrics writer's `stats` (spool depth, spool full, write errors, dropped records),
+        read at every scrape."""
+        self.spool_depth.set_function(lambda: float(stats().spool_depth))
+        self.spool_full.set_function(lambda: float(stats().spool_full))
+        self.spool_errors.set_function(lambda: float(stats().spool_errors))
+        self.records_dropped.set_function(lambda: float(stats().dropped))
 
     def observe(self, event: Event) -> None:
         """Count a TurnEngine event (other event types are ignored)."""

@@ -2,6 +2,9 @@
 
 `append` writes whole lines and fsyncs once per batch, so after a crash the file holds every batch
 that `append` returned from. A torn last line (crash mid-write) is cut off when the spool is opened.
+A batch the disk cannot take (full: ENOSPC, quota, I/O error) raises `OSError` and leaves the file
+as it was: the part that did get written is cut off again, so no torn line ends up between records
+when later batches fit (`append_whole`).
 
 One process owns the file: the audio process's writer appends to it and, once records are in the
 database, `consume`s them from the front (records appended meanwhile are kept). The database process
@@ -13,6 +16,7 @@ pure CPU work on a bounded number of records).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -59,6 +63,25 @@ def decode_lines(path: Path, lines: Sequence[bytes]) -> list[Record]:
     return records
 
 
+def append_whole(path: Path, payload: bytes) -> None:
+    """Append `payload` (whole lines) and fsync; all of it or nothing: if the write fails part-way
+    (a full disk), the file is cut back to its old end and the `OSError` raised."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        start = os.lseek(fd, 0, os.SEEK_END)
+        try:
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        except OSError:
+            with contextlib.suppress(OSError):  # cutting frees space: it works on a full disk
+                os.ftruncate(fd, start)
+            raise
+    finally:
+        os.close(fd)
+
+
 class Spool:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -96,10 +119,8 @@ class Spool:
         """Append `count` records already `encode`d into `payload`."""
         if not payload:
             return
-        with self._lock, self.path.open("ab") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
+        with self._lock:
+            append_whole(self.path, payload)
             self._depth += count
             self._size += len(payload)
 
@@ -132,4 +153,4 @@ class Spool:
             self._size = len(tail)
 
 
-__all__ = ["Spool", "decode_lines", "encode", "read_lines"]
+__all__ = ["Spool", "append_whole", "decode_lines", "encode", "read_lines"]

@@ -33,6 +33,10 @@ Theory of operation
 * A dead worker is replaced (counted in `stats.worker_restarts`, with a back-off if replacements keep
   failing); meanwhile batches spool. The first worker is started by `start()` (or the first `flush()`),
   which waits for it.
+* A spool the disk cannot take (full, quota, I/O error) stops growing: nothing torn is left in it
+  (spool.py), the batch goes back to the front of the in-memory queue (bounded by `max_queue`, the
+  oldest dropped and counted beyond it), `stats.spool_full` is set and an ERROR logged once per
+  episode; the next cycles try the database, then the spool, again. Sessions are never blocked.
 * A crash of this process loses what was queued in memory (at most one batch interval) and a batch
   whose commit was in flight; the worker sees its pipe close and exits. On start, this instance's calls
   with no `ended_at` are closed with `end_reason = 'gateway_restart'` (after the spool is flushed, and
@@ -105,6 +109,8 @@ class WriterStats:
     recovered: bool = False  # open calls from a previous run have been closed
     closed_on_restart: int = 0
     worker_restarts: int = 0  # database processes started to replace one that died
+    spool_full: bool = False  # the last spool write failed (disk full): batches wait in memory
+    spool_errors: int = 0  # spool writes that failed
 
 
 class WorkerDied(ConnectionError):
@@ -284,6 +290,9 @@ class MetricsWriter:
         group, self._group = self._group, []
         self._queue.append((pickle.dumps(group, PICKLE_PROTOCOL), len(group)))
         self._queued += len(group)
+        self._bound_queue()
+
+    def _bound_queue(self) -> None:
         while self._queued > self._max_queue and len(self._queue) > 1:
             _, count = self._queue.popleft()
             self._queued -= count
@@ -323,6 +332,8 @@ class MetricsWriter:
                 await self._task
             self._task = None
         await self.flush()
+        if self._queued:
+            log.error("%d metric records lost at stop: the database and the spool refused them", self._queued)
         async with self._cycle_lock:
             if self._inflight is not None:
                 with contextlib.suppress(Exception):
@@ -428,8 +439,8 @@ class MetricsWriter:
             return
         self._inflight = None
         await self._account(result)
-        if result.ok:
-            self._stats = replace(self._stats, db_available=True)
+        if result.ok:  # nothing waits in memory now, whatever the spool's disk says
+            self._stats = replace(self._stats, db_available=True, spool_full=False)
             return
         if result.unavailable:
             log.warning("metrics database unavailable (%s): spooling", result.error)
@@ -474,8 +485,30 @@ class MetricsWriter:
             parts.append(encode(pickle.loads(group)))
         count = sum(n for _, n in batch)
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._spool_thread, self.spool.append_encoded, b"".join(parts), count)
-        self._stats = replace(self._stats, spooled=self._stats.spooled + count)
+        try:
+            await loop.run_in_executor(self._spool_thread, self.spool.append_encoded, b"".join(parts), count)
+        except OSError as exc:
+            self._spool_failed(batch, exc)
+            return
+        if self._stats.spool_full:
+            log.warning("metrics spool %s writable again (%d records)", self.spool.path, self.spool.depth)
+        self._stats = replace(self._stats, spooled=self._stats.spooled + count, spool_full=False)
+
+    def _spool_failed(self, batch: Sequence[tuple[bytes, int]], exc: OSError) -> None:
+        """The disk would not take the batch: keep it in memory, first in line, and say so loudly."""
+        if not self._stats.spool_full:
+            log.error(
+                "metrics spool %s cannot grow (%s): it is left as it was, %d records wait in memory "
+                "(beyond %d the oldest are dropped) until the database or the disk takes them",
+                self.spool.path,
+                exc,
+                self._queued + sum(n for _, n in batch),
+                self._max_queue,
+            )
+        self._stats = replace(self._stats, spool_full=True, spool_errors=self._stats.spool_errors + 1)
+        self._queue.extendleft(reversed(batch))
+        self._queued += sum(n for _, n in batch)
+        self._bound_queue()
 
     def _track_live_call(self, record: Record) -> None:
         if isinstance(record, InsertRow) and record.values.get("ended_at") is None:

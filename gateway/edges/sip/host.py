@@ -298,7 +298,7 @@ class SessionHost:
             log.exception("worker %d link failed", link.index)
         finally:
             for transport in list(link.calls.values()):
-                transport._finish("error")
+                transport._finish("worker_lost")  # the worker died mid-call
                 self._count_drops(0, transport.frames_dropped)
             link.calls.clear()
             if self.workers.get(link.index) is link:

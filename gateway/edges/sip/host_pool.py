@@ -7,10 +7,12 @@ process of its worker's host, and N hosts use N cores. The pool shows the superv
 service the same face as an in-process `SessionHost`: `workers` (a view per connected worker,
 refreshed from each child's status heartbeat), call and drop counters, and `drain`.
 
-Children are restarted when they die (their workers lose the link, drain and are restarted by
-the supervisor, and reconnect to the new child on the same socket path). Records of the calls
-(metrics rows, Prometheus observations) come back over the control socket to `on_message`, so
-the one `MetricsWriter` of the parent writes them.
+Children are restarted when they die (their workers lose the link, hang up their calls — BYE to
+the callers — drain and are restarted by the supervisor, and reconnect to the new child on the
+same socket path). Records of the calls (metrics rows, Prometheus observations) come back over the
+control socket to `on_message`, so the one `MetricsWriter` of the parent writes them; the pool
+keeps which calls a child has open, so when it dies their rows are closed here
+(`("calls_lost", uids, "host_lost")` to `on_message`, and a `call_ended` observation each).
 """
 
 from __future__ import annotations
@@ -77,6 +79,17 @@ class HostChild:
     restarts: int = 0
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     reader: asyncio.Task[None] | None = None
+    open_calls: dict[str, str] = field(default_factory=dict)  # call row uid -> Call-ID
+
+    def track(self, record: Any) -> None:
+        """Follow the `calls` rows of a record the child sent: inserted, then ended. (Duck-typed:
+        the edges do not import the metrics layer.)"""
+        if getattr(record, "table", None) != "calls":
+            return
+        if getattr(record, "op", None) == "insert":
+            self.open_calls[record.uid] = str(record.values.get("call_id", ""))
+        elif "end_reason" in getattr(record, "values", {}):
+            self.open_calls.pop(record.uid, None)
 
     def send(self, *message: Any) -> None:
         if self.control is not None:
@@ -206,6 +219,8 @@ class HostPool:
                     if self.on_frames_dropped is not None:
                         self.on_frames_dropped(int(message[1]))
                 elif self.on_message is not None:
+                    if tag == "record":
+                        child.track(message[1])
                     self.on_message(message)
             except Exception:
                 log.exception("message %r from session host %d failed", tag, child.index)
@@ -233,6 +248,10 @@ class HostPool:
                 return
             log.error("session host %d exited with %s; restarting it", child.index, code)
             child.links = {}
+            if child.reader is not None:  # what it sent before it died: records first
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(child.reader), 2.0)
+            self._close_lost_calls(child)
             await asyncio.sleep(backoff)  # restart back-off, not synchronisation
             backoff = min(backoff * 2, 10.0)
             try:
@@ -240,6 +259,28 @@ class HostPool:
                 child.restarts += 1
             except (RuntimeError, OSError):
                 log.exception("restarting session host %d failed", child.index)
+
+    def _close_lost_calls(self, child: HostChild, reason: str = "host_lost") -> None:
+        """The rows of the calls a dead child had open: its sessions cannot end them any more
+        (its workers hang the calls up: the callers get a BYE)."""
+        lost, child.open_calls = child.open_calls, {}
+        if not lost:
+            return
+        log.error(
+            "session host %d died in %d calls; closing them (%s): %s",
+            child.index,
+            len(lost),
+            reason,
+            ", ".join(lost.values()),
+        )
+        if self.on_message is None:
+            return
+        try:
+            self.on_message(("calls_lost", list(lost), reason))
+            for _ in lost:
+                self.on_message(("metric", "call_ended", (reason,)))
+        except Exception:
+            log.exception("closing the calls of session host %d failed", child.index)
 
     def _kill(self, child: HostChild, sig: int = signal.SIGKILL) -> None:
         if child.proc is not None and child.proc.returncode is None:

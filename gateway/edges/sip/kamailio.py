@@ -4,20 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import shutil
 import signal
+import socket
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 from gateway.edges.sip.procs import die_with_parent
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TEMPLATE = Path(str(files("gateway.edges.sip") / "kamailio.cfg.tmpl"))
+# The dialog module's states: 1 unconfirmed (no reply yet), 2 early (ringing), 3 confirmed, 4
+# confirmed and ACKed, 5 deleted.
+DIALOG_EARLY, DIALOG_CONFIRMED = 2, 3
+RPC_SOCKET = "kamailio_rpc.sock"  # in the run directory: jsonrpcs over a Unix datagram socket
 MODULE_DIRS = ("/usr/lib/x86_64-linux-gnu/kamailio/modules", "/usr/lib/kamailio/modules")
 
 
@@ -66,7 +74,9 @@ def _quoted(value: str) -> str:
     return value
 
 
-def render_config(opts: FrontOptions, dispatcher_file: Path, modules: str) -> str:
+def render_config(
+    opts: FrontOptions, dispatcher_file: Path, modules: str, rpc_socket: Path | None = None
+) -> str:
     defines = list(opts.extra_defines)
     if opts.tcp:
         defines.append("WITH_TCP")
@@ -91,6 +101,7 @@ def render_config(opts: FrontOptions, dispatcher_file: Path, modules: str) -> st
         "PORT": str(opts.port),
         "MODULE_DIR": modules,
         "DISPATCHER_LIST": str(dispatcher_file),
+        "RPC_SOCKET": str(rpc_socket or dispatcher_file.parent / RPC_SOCKET),
         "RETRY_AFTER": str(opts.retry_after),
         "PING_INTERVAL": str(opts.ping_interval),
         "FR_TIMER_MS": str(opts.fr_timer_ms),
@@ -110,6 +121,42 @@ def render_config(opts: FrontOptions, dispatcher_file: Path, modules: str) -> st
     return text
 
 
+class RpcError(RuntimeError):
+    """The front answered a JSON-RPC call with an error."""
+
+
+def rpc_call(path: Path, method: str, params: list[Any], timeout: float = 2.0) -> Any:
+    """Blocking JSON-RPC over Kamailio's jsonrpcs datagram socket: the reply comes back to a
+    socket of our own, bound next to the front's."""
+    request = json.dumps({"jsonrpc": "2.0", "method": method, "params": params, "id": 1}).encode()
+    reply_path = path.parent / f"rpc-{os.getpid()}-{uuid.uuid4().hex[:8]}.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(reply_path))
+        try:
+            sock.settimeout(timeout)
+            sock.sendto(request, str(path))
+            data = sock.recv(1 << 20)
+        finally:
+            reply_path.unlink(missing_ok=True)
+    reply = json.loads(data)
+    if "error" in reply:
+        raise RpcError(f"{method}: {reply['error']}")
+    return reply.get("result")
+
+
+def dialogs_of_worker(listed: Any, host: str, port: int) -> list[dict[str, Any]]:
+    """The dialogs of `dlg.list`'s result whose `worker` variable (set by the config when it
+    relays an INVITE) names host:port."""
+    target = f"sip:{host}:{port}"
+    out = []
+    for dlg in listed if isinstance(listed, list) else []:
+        variables = dlg.get("variables") or []
+        worker = next((str(v["worker"]) for v in variables if isinstance(v, dict) and "worker" in v), "")
+        if worker.split(";")[0] == target:
+            out.append(dlg)
+    return out
+
+
 class KamailioFront:
     """Runs `kamailio` in the foreground in its own process group, with a generated config."""
 
@@ -126,8 +173,42 @@ class KamailioFront:
         cfg = self.run_dir / "kamailio.cfg"
         cfg.touch(mode=0o600)
         cfg.chmod(0o600)
-        cfg.write_text(render_config(self.opts, ds, module_dir()))
+        cfg.write_text(render_config(self.opts, ds, module_dir(), self.run_dir / RPC_SOCKET))
         return cfg
+
+    async def rpc(self, method: str, *params: Any, timeout: float = 2.0) -> Any:
+        """One JSON-RPC call to the running front (jsonrpcs, Unix datagram socket); its `result`."""
+        return await asyncio.to_thread(rpc_call, self.run_dir / RPC_SOCKET, method, list(params), timeout)
+
+    async def end_dialogs_of(self, port: int) -> list[str]:
+        """End every dialog the front routed to the worker on SIP port `port` (a worker that died
+        cannot): BYE both sides of an answered call, 503 + Retry-After to a caller still hearing
+        it ring (the INVITE would otherwise wait for `fr_inv_timer`); the Call-IDs ended."""
+        host = next((h for h, p in self.workers if p == port), "127.0.0.1")
+        try:
+            listed = await self.rpc("dlg.list")
+        except (OSError, RpcError) as exc:
+            log.error("cannot list the front's dialogs to end the calls of %s:%d: %s", host, port, exc)
+            return []
+        ended = []
+        for dlg in dialogs_of_worker(listed, host, port):
+            state = int(dlg.get("state", 0))
+            if state < DIALOG_EARLY:  # no reply yet: the front fails over when its timer fires
+                continue
+            try:
+                if state < DIALOG_CONFIRMED:
+                    # Still ringing: no BYE yet, a final answer to the INVITE (the caller may retry).
+                    retry = f"Retry-After: {self.opts.retry_after}\r\n"
+                    call_id, cseq = str(dlg["call-id"]), str(dlg["caller"]["cseq"])
+                    tag = f"lost{int(dlg['h_id'])}"
+                    await self.rpc("tm.reply_callid", 503, "Worker Lost", call_id, cseq, tag, retry, "")
+                else:
+                    await self.rpc("dlg.end_dlg", int(dlg["h_entry"]), int(dlg["h_id"]))
+            except (OSError, RpcError) as exc:
+                log.error("ending call %s of %s:%d failed: %s", dlg.get("call-id"), host, port, exc)
+                continue
+            ended.append(str(dlg.get("call-id", "")))
+        return ended
 
     async def start(self) -> None:
         binary = shutil.which("kamailio") or "/usr/sbin/kamailio"

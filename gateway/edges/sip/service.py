@@ -295,6 +295,7 @@ class SipService:
             self.run_dir,
             [("127.0.0.1", s.sip_port) for s in specs],
         )
+        self.supervisor.on_worker_lost = self.front.end_dialogs_of  # BYE to a dead worker's callers
 
         self._stopping = False
         self._front_watch: asyncio.Task[None] | None = None

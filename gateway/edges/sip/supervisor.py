@@ -3,7 +3,8 @@
 Each worker runs in its own process group (so a kill takes its threads and children with it), on
 a fixed loopback SIP port (the front's dispatcher list names these ports, so a restarted worker
 comes back where the front expects it). Health: a worker must send a STATS heartbeat over its
-link at least every `heartbeat_timeout` seconds, or it is killed and restarted.
+link at least every `heartbeat_timeout` seconds, or it is killed and restarted. A worker that dies
+cannot hang up its calls: `on_worker_lost` (the front's `end_dialogs_of`) ends them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,6 +65,8 @@ class Supervisor:
         self.heartbeat_timeout = heartbeat_timeout
         self.stopping = False
         self._tasks: list[asyncio.Task[None]] = []
+        # SIP port of a worker that died -> the Call-IDs the front ended
+        self.on_worker_lost: Callable[[int], Awaitable[list[str]]] | None = None
 
     def command(self, spec: WorkerSpec) -> list[str]:
         return [sys.executable, "-m", "gateway.edges.sip.worker", "--options", spec.options.to_json()]
@@ -102,7 +105,8 @@ class Supervisor:
             if self.stopping:
                 return
             log.error("worker %d exited with %s; restarting", wp.spec.index, code)
-            # Its link is gone too: the host ends that worker's calls with reason "error".
+            # Its link is gone too: the host ends that worker's calls with reason "worker_lost".
+            await self._end_calls_of(wp)
             if time.monotonic() - wp.started_at > 30:
                 backoff = 0.5
             await asyncio.sleep(backoff)  # restart back-off, not synchronisation
@@ -112,6 +116,23 @@ class Supervisor:
                 wp.restarts += 1
             except RuntimeError:
                 log.exception("restart of worker %d failed", wp.spec.index)
+
+    async def _end_calls_of(self, wp: WorkerProcess) -> None:
+        """The BYEs a dead worker could not send: its callers would hear dead air otherwise."""
+        if self.on_worker_lost is None:
+            return
+        try:
+            ended = await self.on_worker_lost(wp.spec.sip_port)
+        except Exception:
+            log.exception("ending the calls of worker %d failed", wp.spec.index)
+            return
+        if ended:
+            log.warning(
+                "worker %d died in %d calls; the front ended them (BYE, or 503 while ringing): %s",
+                wp.spec.index,
+                len(ended),
+                ", ".join(ended),
+            )
 
     async def _health(self) -> None:
         while True:
