@@ -215,6 +215,40 @@ def test_pause_then_resume_when_the_user_falls_silent_without_a_transcript() -> 
     assert not run.of(EndOfTurn) and not run.of(StopPlayout)
 
 
+def test_a_paused_agent_waits_for_words_a_batch_stt_is_still_transcribing() -> None:
+    # a local decoder under load answers after false_interruption_timeout: resuming at the timeout
+    # would talk over "actually, wait"
+    run = interrupted(opts(false_interruption_timeout=0.6, max_endpointing_delay=3.0), has_stt=True)
+    run.engine.words_awaited(1)
+    run("user_speech_end", 2.9, 2.6)
+    run.ticks(2.92, 4.0)
+    assert not run.of(ResumePlayout) and run.engine.agent is AgentState.PAUSED
+    run.engine.words_awaited(0)
+    run("transcript", 4.02, [Word("actually", 2.0, 2.4), Word("wait", 2.45, 2.6)], final=True)
+    assert [s.reason for s in run.of(StopPlayout)] == ["transcript"]  # type: ignore[attr-defined]
+    assert not run.of(FalseInterruption)
+
+
+def test_words_that_never_come_resume_the_agent() -> None:
+    # an empty result (a cough): the agent resumes as soon as the STT has answered ...
+    run = interrupted(opts(false_interruption_timeout=0.6), has_stt=True)
+    run.engine.words_awaited(1)
+    run("user_speech_end", 2.9, 2.6)
+    run.ticks(2.92, 3.6)
+    assert not run.of(ResumePlayout)
+    run.engine.words_awaited(0)
+    run.ticks(3.62, 3.7)
+    (false,) = run.of(FalseInterruption)
+    assert isinstance(false, FalseInterruption) and false.resumed and false.t == pytest.approx(3.62)
+    # ... and an STT that never answers holds it max_endpointing_delay after the last words at most
+    run = interrupted(opts(false_interruption_timeout=0.6, max_endpointing_delay=1.5), has_stt=True)
+    run.engine.words_awaited(2)
+    run("user_speech_end", 2.9, 2.6)
+    run.ticks(2.92, 4.2)
+    (false,) = run.of(FalseInterruption)
+    assert isinstance(false, FalseInterruption) and false.resumed and false.t == pytest.approx(4.1, abs=0.03)
+
+
 def test_pause_then_cancel_on_a_final_transcript() -> None:
     run = interrupted(opts(false_interruption_timeout=0.6), has_stt=True)
     run("transcript", 2.7, [Word("actually", 2.0, 2.4), Word("wait", 2.45, 2.6)], final=True)

@@ -177,6 +177,7 @@ class CallSession:
         self.dtmf: list[str] = []  # keys the caller pressed, in order
         self.deadlines = agent.deadlines
         self._stt_waiting_since: float | None = None  # call time the caller stopped, no STT result since
+        self._words_awaited = 0  # spans handed to a batch STT, their result not back yet
         self.stt_restarts = 0
         self._background: set[asyncio.Task[None]] = set()
 
@@ -284,6 +285,9 @@ class CallSession:
             elif isinstance(event, UserSpeechEnd) and self._stt is not None:
                 self._stt.end_of_speech(event.t - event.duration, event.t)
                 stt = self.backends.stt
+                if stt is not None and not stt.capabilities.streaming:  # one final result per span
+                    self._words_awaited += 1
+                    self.pipeline.engine.words_awaited(self._words_awaited)
                 if self._stt_waiting_since is None and stt is not None and stt.capabilities.streaming:
                     self._stt_waiting_since = event.t  # local batch engines are slow, never hung
             elif isinstance(event, EndOfTurn):
@@ -301,6 +305,8 @@ class CallSession:
             try:
                 async for result in stream.results():
                     self._stt_waiting_since = None  # the STT is alive
+                    if result.final and result.end_of_utterance:
+                        self._batch_result_back()
                     if result.final and result.words:
                         self.log.on_transcript(self.pipeline.t, result.text)
                         self._stt_latency = result.latency
@@ -311,9 +317,16 @@ class CallSession:
                     )
                 return
             except BackendError as exc:  # one utterance lost; the stream carries on
+                self._batch_result_back()
                 failures += 1
                 log.warning("STT failed on an utterance (%d): %s", failures, exc)
         log.warning("STT keeps failing; the call goes on without transcripts")
+
+    def _batch_result_back(self) -> None:
+        stt = self.backends.stt
+        if self._words_awaited and stt is not None and not stt.capabilities.streaming:
+            self._words_awaited -= 1
+            self.pipeline.engine.words_awaited(self._words_awaited)
 
     async def _close(self) -> None:
         if self._reply and self._reply.task:

@@ -40,7 +40,9 @@ An interruption pauses the agent when ``resume_false_interruption`` is on, else 
 agent is stopped (``stop_playout``) by evidence that the user took the turn: a final transcript with
 words, or a committed end of turn. If instead the user stays silent for
 ``false_interruption_timeout`` first, playout resumes where it paused (``false_interruption`` with
-``resumed``). Without an STT, the committed end of turn is the only evidence.
+``resumed``) — unless a batch STT is still transcribing that speech (``words_awaited``): then its
+words decide, waiting at most ``max_endpointing_delay`` after the caller's last words. Without an
+STT, the committed end of turn is the only evidence.
 
 End of turn
 ~~~~~~~~~~~
@@ -186,6 +188,7 @@ class TurnEngine:
         # Backchannel utterances heard during the current agent turn (end-boundary rule).
         self._backchannels: list[_Utterance] = []
         self._false_deadline: float | None = None
+        self._words_awaited = 0  # utterances a batch STT is still transcribing (words_awaited())
         self._false_check_stopped = False  # the agent was stopped (no resume): report only
         self._dynamic_min: float | None = None
         self._last_agent_end: float | None = None
@@ -738,9 +741,30 @@ class TurnEngine:
                 )
             elif self.has_stt and not turn.words and t >= turn.last_end + self.options.max_endpointing_delay:
                 self._turn = None  # speech with no words (noise): not a turn
-        if self._false_deadline is not None and t >= self._false_deadline and self.user is UserState.SILENT:
+        if (
+            self._false_deadline is not None
+            and t >= self._false_deadline
+            and self.user is UserState.SILENT
+            and not self._words_on_their_way(t)
+        ):
             out += self._resume_false(t)
         return out
+
+    def words_awaited(self, utterances: int) -> None:
+        """How many utterances the call's batch STT has been handed and not transcribed yet (the
+        session counts them; a streaming STT never says). Read by the next timers."""
+        self._words_awaited = max(0, utterances)
+
+    def _words_on_their_way(self, t: float) -> bool:
+        """A paused agent waits past ``false_interruption_timeout`` while the words of the speech
+        that paused it are still being transcribed (a local decoder under load takes longer than
+        the timeout): until they arrive, or ``max_endpointing_delay`` after the caller's last
+        words at most. Resuming first would talk over a real interruption."""
+        if not (self.has_stt and self.agent is AgentState.PAUSED and self._words_awaited > 0):
+            return False
+        assert self._false_deadline is not None
+        last_words = self._false_deadline - self.options.interruption.false_interruption_timeout
+        return t < last_words + self.options.max_endpointing_delay
 
     def _resume_false(self, t: float) -> list[Event]:
         """The interruption was false: resume a paused agent (or report a stopped one)."""
