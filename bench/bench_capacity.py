@@ -154,8 +154,10 @@ class Run:
     peak_rss: float = 0.0
 
 
-def sipp(work: Path, port: int, service: str, calls: int, seconds: float) -> subprocess.CompletedProcess[str]:
-    errors = work / "sipp_errors.log"
+def sipp(
+    work: Path, port: int, service: str, calls: int, seconds: float, errors: Path
+) -> subprocess.CompletedProcess[str]:
+    """sipp from `work` (it holds caller.pcap); what went wrong with a call goes to `errors`."""
     errors.unlink(missing_ok=True)
     cmd = [
         "sipp", "-sf", str(REPO / "sip" / "scenarios" / "uac_pcap.xml"),
@@ -208,14 +210,14 @@ def run_level(
         sampler = Sampler(serve.pid)
         sampler.start()
         c0, t0 = tree_usage(serve.pid)[0], time.monotonic()
-        res = sipp(work, port, agent, calls, seconds)
+        res = sipp(work, port, agent, calls, seconds, level / "sipp_errors.log")
         busy, elapsed = tree_usage(serve.pid)[0] - c0, time.monotonic() - t0
         sampler.stop.set()
         sampler.join()
         run.peak_rss = sampler.peak_rss
         run.answered = sipp_counter(res.stdout, "Successful call")
         run.failed = sipp_counter(res.stdout, "Failed call")
-        errors = work / "sipp_errors.log"
+        errors = level / "sipp_errors.log"
         run.refused = errors.read_text(errors="replace").count("SIP/2.0 503") if errors.exists() else 0
         run.cpu_per_call = (busy - idle * elapsed) / max(run.answered, 1) / seconds * 100
         os.kill(serve.pid, signal.SIGTERM)  # drain, flush the metrics writer

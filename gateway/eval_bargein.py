@@ -409,42 +409,16 @@ def table(
     ]
     if cost is not None and cost.decode_seconds:
         c = cost.to_dict()
-        rows.append(
-            row(
-                "lexical decodes: CPU median / p95 per decode",
-                [
-                    f"{c['decode_median_ms']:.0f} / {c['decode_p95_ms']:.0f} ms"
-                    if m == "adaptive_lexical"
-                    else "-"
-                    for m in modes
-                ],
-                "",
-            )
-        )
-        rows.append(
-            row(
-                "lexical decodes: CPU median / p95 per overlap",
-                [
-                    f"{c['overlap_median_ms']:.0f} / {c['overlap_p95_ms']:.0f} ms ({c['overlaps']} overlaps)"
-                    if m == "adaptive_lexical"
-                    else "-"
-                    for m in modes
-                ],
-                "",
-            )
-        )
-        rows.append(
-            row(
-                "lexical decodes: CPU per call-second",
-                [
-                    f"{c['ms_per_call_second']:.2f} ms ({c['decodes']} decodes)"
-                    if m == "adaptive_lexical"
-                    else "-"
-                    for m in modes
-                ],
-                "",
-            )
-        )
+        for label, value in (
+            ("median / p95 per decode", f"{c['decode_median_ms']:.0f} / {c['decode_p95_ms']:.0f} ms"),
+            (
+                "median / p95 per overlap",
+                f"{c['overlap_median_ms']:.0f} / {c['overlap_p95_ms']:.0f} ms ({c['overlaps']} overlaps)",
+            ),
+            ("per call-second", f"{c['ms_per_call_second']:.2f} ms ({c['decodes']} decodes)"),
+        ):
+            cells = [value if m == "adaptive_lexical" else "-" for m in modes]
+            rows.append(row(f"lexical decodes: CPU {label}", cells, ""))
     head = ("metric", *modes, "target")
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     lines = [

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 
 import numpy as np
 from audio_fixtures import espeak, place
@@ -24,6 +25,8 @@ from gateway.backends.base import (
     Usage,
     WordTiming,
 )
+from gateway.config.schema import DatabaseConfig, GatewayConfig, HttpConfig
+from gateway.runtime import GatewayRuntime
 
 GREETING = (
     "Thank you for calling Bright Smile Dental. We have openings on Tuesday at nine, "
@@ -100,3 +103,14 @@ class ScriptLLM:
 
     def usage(self) -> Usage:
         return Usage(self.name, requests=len(self.contexts))
+
+
+def loopback_runtime(tmp_path: Path, agent_yaml: str, db_url: str) -> GatewayRuntime:
+    """A whole gateway runtime with one default agent, HTTP on a free loopback port, metrics to
+    `db_url` (its services are started by the caller)."""
+    agent = tmp_path / "agent.yaml"
+    agent.write_text(agent_yaml)
+    config = GatewayConfig(
+        default_agent=str(agent), database=DatabaseConfig(url=db_url, spool_dir=str(tmp_path / "spool"))
+    ).model_copy(update={"http": HttpConfig.model_construct(host="127.0.0.1", port=0)})
+    return GatewayRuntime(config, db_url)

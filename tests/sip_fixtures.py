@@ -122,6 +122,44 @@ def bare_worker_command(sip_port: int, *overrides: str) -> list[str]:
     return [sys.executable, "-m", "gateway.edges.sip.worker", "--options", options.to_json()]
 
 
+@contextlib.contextmanager
+def bare_worker(*overrides: str) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """A worker without a session host (frames discarded), straight on a loopback port: its port
+    and its process."""
+    from gateway.edges.sip.ports import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        bare_worker_command(port, *overrides),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith(b"READY")
+        yield port, proc
+    finally:
+        kill_group(proc)
+
+
+def gateway_processes(run_dir: Path, module: bytes) -> dict[int, list[bytes]]:
+    """pid -> command line of the processes running `module` (e.g. b"gateway.edges.sip.worker")
+    whose command line names `run_dir` (other gateways on the machine are left out)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if module in args and str(run_dir).encode() in b" ".join(args):
+            found[int(entry.name)] = args
+    return found
+
+
 def kill_group(proc: subprocess.Popen[Any], timeout: float = 8.0) -> None:
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):

@@ -37,7 +37,8 @@ def light(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_24_calls_lose_no_frame_and_no_barge_in_decision(light: Path) -> None:
     run = run_level(light, "light", light / "light.yaml", 24, 8.0, ["sip.session_hosts=2"], "ci")
-    assert (run.answered, run.failed) == (24, 0), run
+    errors = light / "light-ci-24" / "sipp_errors.log"
+    assert (run.answered, run.failed) == (24, 0), (run, errors.read_text()[-3000:] if errors.exists() else "")
     assert run.frames >= 24 * 8 * 50 * 0.95, run  # the calls really carried their audio
     assert run.dropped == 0, f"{run.dropped} frames dropped"
     # every call decided its barge-in ("actually, wait" over the greeting), none fell back to VAD

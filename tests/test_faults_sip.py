@@ -21,6 +21,7 @@ from fault_fixtures import fill, mounted_tmpfs
 from sip_fixtures import (
     REPO,
     SCENARIOS,
+    gateway_processes,
     gateway_serve,
     kill_group,
     needs_sipp_and_kamailio,
@@ -103,23 +104,8 @@ def served(tmp_path: Path) -> Iterator[Served]:
         yield gw
 
 
-def _processes(run_dir: Path, module: bytes) -> dict[int, tuple[int, list[bytes]]]:
-    """pid -> command line of the processes of `run_dir`'s gateway running `module`."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            args = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if module in args and str(run_dir).encode() in b" ".join(args):
-            found[int(entry.name)] = (int(entry.name), args)
-    return found
-
-
 def worker_pid_on_port(run_dir: Path, sip_port: int) -> int:
-    for pid, (_, args) in _processes(run_dir, b"gateway.edges.sip.worker").items():
+    for pid, args in gateway_processes(run_dir, b"gateway.edges.sip.worker").items():
         if WorkerOptions.from_json(args[args.index(b"--options") + 1].decode()).endpoint.sip_port == sip_port:
             return pid
     raise AssertionError(f"no worker on port {sip_port}")
@@ -189,7 +175,7 @@ def test_worker_killed_mid_call_caller_gets_bye_and_row_says_worker_lost(served:
 def test_session_host_killed_mid_call_caller_gets_bye_and_row_says_host_lost(served: Served) -> None:
     gw = served
     caller, _ = call_in_progress(gw)
-    (host_pid,) = _processes(gw.run_dir, b"session-host")
+    (host_pid,) = gateway_processes(gw.run_dir, b"session-host")
     t0 = time.monotonic()
     os.kill(host_pid, signal.SIGKILL)
     waited = wait_bye(caller, t0)  # from the worker: it lost its host, so it hangs up
@@ -206,7 +192,7 @@ def test_session_host_killed_mid_call_caller_gets_bye_and_row_says_host_lost(ser
             break
         time.sleep(0.5)  # processes of the gateway restart: retry with a deadline
     assert res.returncode == 0, res.stdout[-2000:]
-    assert set(_processes(gw.run_dir, b"session-host")) != {host_pid}
+    assert set(gateway_processes(gw.run_dir, b"session-host")) != {host_pid}
     rows = gw.wait_calls(lambda rows: len(rows) == 2 and all(r for _, r in rows))
     assert [reason for _, reason in rows] == ["host_lost", "caller_hangup"]
     log = (gw.tmp / "serve.log").read_text()

@@ -2,34 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sip_fixtures import REPO, RawSip, bare_worker_command, invite, kill_group, sdp_offer, status
-
-from gateway.edges.sip.ports import free_port
-
-
-@contextlib.contextmanager
-def bare_worker(*overrides: str) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
-    """A worker without a session host, straight on a loopback port, and its process."""
-    port = free_port()
-    proc = subprocess.Popen(
-        bare_worker_command(port, *overrides),
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().startswith(b"READY")
-        yield port, proc
-    finally:
-        kill_group(proc)
+from sip_fixtures import RawSip, bare_worker, invite, sdp_offer, status
 
 
 @pytest.mark.slow

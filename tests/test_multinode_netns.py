@@ -42,6 +42,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, make_url, select
 
+from bench.bench_soak import AGENT as SOAK_AGENT
 from gateway.metrics import schema
 from gateway.metrics.database import create_db_engine
 from gateway.metrics.nodes import NODE_LOST
@@ -50,13 +51,7 @@ from tests.conftest import create_pg_database, drop_pg_database
 
 REPO = Path(__file__).resolve().parent.parent
 SCENARIO = REPO / "sip" / "scenarios" / "uac_echo.xml"
-AGENT = """\
-agent: soak
-greeting: "Thank you for calling. How can I help?"
-tts: {provider: espeak-ng, voice: en-us}
-turn_handling:
-  interruption: {mode: adaptive}
-"""
+AGENT = SOAK_AGENT  # the light agent of the soak: a spoken greeting, VAD and barge-in, no STT or LLM
 
 pytestmark = [pytest.mark.slow]
 

@@ -11,15 +11,16 @@ import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestClient, TestServer
 from aiortc import RTCPeerConnection
-from session_fixtures import dental_agent_yaml
+from session_fixtures import dental_agent_yaml, loopback_runtime
 from sqlalchemy import select
 
-from gateway.config.schema import DatabaseConfig, GatewayConfig, HttpConfig
+from gateway.config.schema import GatewayConfig, HttpConfig
 from gateway.edges import mediastream, webrtc
 from gateway.edges.mediastream import MediaStreamSettings
 from gateway.edges.webrtc import OfferTokens, WebRtcEdge, WebRtcSettings, make_offer_token
@@ -152,12 +153,7 @@ class Served:
 
 
 async def _serve(tmp_path: Path, db_url: str, settings: WebRtcSettings) -> AsyncIterator[Served]:
-    agent = tmp_path / "agent.yaml"
-    agent.write_text(AGENT)
-    config = GatewayConfig(
-        default_agent=str(agent), database=DatabaseConfig(url=db_url, spool_dir=str(tmp_path / "spool"))
-    ).model_copy(update={"http": HttpConfig.model_construct(host="127.0.0.1", port=0)})
-    runtime = GatewayRuntime(config, db_url)
+    runtime = loopback_runtime(tmp_path, AGENT, db_url)
     metrics = runtime.metrics_service()
     await metrics.start()
     http = runtime.http_service()
@@ -175,6 +171,26 @@ async def _serve(tmp_path: Path, db_url: str, settings: WebRtcSettings) -> Async
 async def served(tmp_path: Path, migrated_url: str) -> AsyncIterator[Served]:
     async for s in _serve(tmp_path, migrated_url, WebRtcSettings(addresses=["127.0.0.1"])):
         yield s
+
+
+def _refused_counts(metrics: dict[tuple[str, Any], float]) -> dict[Any, float]:
+    """gateway_call_attempts_refused_total by its labels."""
+    return {
+        labels: v for (name, labels), v in metrics.items() if name == "gateway_call_attempts_refused_total"
+    }
+
+
+async def _refused_rows(served: Served, *columns: Any) -> list[Any]:
+    """The call_attempts_refused rows the writer has stored (flushed first), in order."""
+    writer = served.runtime.writer
+    assert writer is not None
+    await writer.flush()
+    engine = create_db_engine(served.db_url)
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(select(*columns).order_by(RefusedAttempt.id)).all())
+    finally:
+        engine.dispose()
 
 
 async def _offer_sdp() -> str:
@@ -230,26 +246,13 @@ async def test_offers_need_a_token_and_refusals_are_recorded(
         assert r.status == 401 and "already used" in (await r.json())["error"]
         await http.post(f"{served.base}/webrtc/hangup", json={"id": call_id})
         metrics = _samples(await (await http.get(f"{served.base}/metrics")).text())
-    refused = {
-        labels: v for (name, labels), v in metrics.items() if name == "gateway_call_attempts_refused_total"
-    }
-    assert refused == {
+    assert _refused_counts(metrics) == {
         (("edge", "webrtc"), ("reason", "auth")): 5,
         (("edge", "webrtc"), ("reason", "codec")): 1,
     }
-    writer = served.runtime.writer
-    assert writer is not None
-    await writer.flush()
-    engine = create_db_engine(served.db_url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                select(
-                    RefusedAttempt.edge, RefusedAttempt.reason, RefusedAttempt.status, RefusedAttempt.detail
-                ).order_by(RefusedAttempt.id)
-            ).all()
-    finally:
-        engine.dispose()
+    rows = await _refused_rows(
+        served, RefusedAttempt.edge, RefusedAttempt.reason, RefusedAttempt.status, RefusedAttempt.detail
+    )
     assert [(e, r, s) for e, r, s, _ in rows] == [
         ("webrtc", "auth", 401),
         ("webrtc", "auth", 401),
@@ -286,26 +289,11 @@ async def test_media_stream_refusals_are_recorded(served: Served) -> None:
         async with http.ws_connect(f"{ws_base}/media/twilio?token=s3cret") as ws:
             await ws.receive()
         metrics = _samples(await (await http.get(f"{served.base}/metrics")).text())
-    refused = {
-        labels: v for (name, labels), v in metrics.items() if name == "gateway_call_attempts_refused_total"
-    }
-    assert refused == {
+    assert _refused_counts(metrics) == {
         (("edge", "mediastream"), ("reason", "auth")): 2,
         (("edge", "mediastream"), ("reason", "bad_request")): 1,
     }
-    writer = served.runtime.writer
-    assert writer is not None
-    await writer.flush()
-    engine = create_db_engine(served.db_url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                select(RefusedAttempt.reason, RefusedAttempt.status, RefusedAttempt.detail).order_by(
-                    RefusedAttempt.id
-                )
-            ).all()
-    finally:
-        engine.dispose()
+    rows = await _refused_rows(served, RefusedAttempt.reason, RefusedAttempt.status, RefusedAttempt.detail)
     assert [(r, s) for r, s, _ in rows] == [("auth", 403), ("auth", 1008), ("bad_request", 1008)]
     assert rows[0][2] == "bad token signature" or "token" in rows[0][2]
 

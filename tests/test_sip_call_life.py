@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from sip_fixtures import (
+    gateway_processes,
     gateway_serve,
     invite_reply,
     kill_group,
@@ -100,20 +101,12 @@ def test_sigterm_after_calls_exits_without_errors(tmp_path: Path) -> None:
 def _worker_pids(run_dir: Path) -> dict[int, int]:
     """Worker index -> pid of the workers of `run_dir`'s gateway, read from their command lines."""
     pids = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+    for pid, args in gateway_processes(run_dir, b"gateway.edges.sip.worker").items():
+        if b"--options" not in args:
             continue
-        try:
-            args = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"gateway.edges.sip.worker" in args and b"--options" in args:
-            text = args[args.index(b"--options") + 1].decode()
-            if str(run_dir) not in text:
-                continue  # another gateway's worker (other checkouts may run other versions)
-            options = WorkerOptions.from_json(text)
-            if options.control and Path(options.control).parent == run_dir:  # a session host's socket
-                pids[options.index] = int(entry.name)
+        options = WorkerOptions.from_json(args[args.index(b"--options") + 1].decode())
+        if options.control and Path(options.control).parent == run_dir:  # a session host's socket
+            pids[options.index] = pid
     return pids
 
 

@@ -6,28 +6,25 @@ nothing is sent to it.
 
 from __future__ import annotations
 
-import contextlib
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sip_fixtures import (
     REPO,
     RawSip,
+    bare_worker,
     bare_worker_command,
     header,
     invite,
-    kill_group,
     sdp_of,
     sdp_offer,
     sip_plan,
     status,
 )
 
-from gateway.edges.sip.ports import free_port
 from gateway.edges.sip.service import SipPlan, SipService, rtp_ranges
 from gateway.edges.sip.sessions import silent
 from gateway.edges.sip.worker_options import WorkerOptions
@@ -145,28 +142,9 @@ def test_worker_options_and_account_config() -> None:
     assert default.mediaConfig.transportConfig.publicAddress == ""
 
 
-@contextlib.contextmanager
-def bare_worker(*overrides: str) -> Iterator[int]:
-    """A worker without a session host (frames discarded), straight on a loopback port."""
-    port = free_port()
-    proc = subprocess.Popen(
-        bare_worker_command(port, *overrides),
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().startswith(b"READY")
-        yield port
-    finally:
-        kill_group(proc)
-
-
 def test_sdp_advertises_the_media_address_and_session_timers_apply() -> None:
     settings = ["sip.media_address=192.0.2.10", "sip.rtp_ports=[31000, 31019]"]
-    with bare_worker(*settings, "sip.session_timers={mode: required, expires: 600}") as port:
+    with bare_worker(*settings, "sip.session_timers={mode: required, expires: 600}") as (port, _):
         raw = RawSip()
         try:
             # session timers required: a caller without timer support is refused (RFC 4028) ...

@@ -17,10 +17,9 @@ import numpy as np
 import pytest
 from audio_fixtures import espeak, place
 from browser_fixtures import Chromium
-from session_fixtures import dental_agent_yaml
+from session_fixtures import dental_agent_yaml, loopback_runtime
 from sqlalchemy import select
 
-from gateway.config.schema import DatabaseConfig, GatewayConfig, HttpConfig
 from gateway.edges import webrtc
 from gateway.edges.webrtc import WebRtcEdge, WebRtcSettings
 from gateway.metrics import schema
@@ -51,14 +50,9 @@ class Served:
 
 @pytest.fixture
 async def gateway(tmp_path: Path) -> AsyncIterator[Served]:
-    agent = tmp_path / "agent.yaml"
-    agent.write_text(AGENT)
     db_url = f"sqlite:///{tmp_path / 'metrics.db'}"
     schema.upgrade(db_url)
-    config = GatewayConfig(
-        default_agent=str(agent), database=DatabaseConfig(url=db_url, spool_dir=str(tmp_path / "spool"))
-    ).model_copy(update={"http": HttpConfig.model_construct(host="127.0.0.1", port=0)})
-    runtime = GatewayRuntime(config, db_url)
+    runtime = loopback_runtime(tmp_path, AGENT, db_url)
     metrics = runtime.metrics_service()
     await metrics.start()
     http = runtime.http_service()

@@ -259,11 +259,13 @@ class Worker:
             created=time.monotonic(),
         )
         self.calls[slot] = state
-        self._answer(state, 180)
-        state.answer_at = time.monotonic() + self.opts.ring_delay
         if self.opts.ring_delay <= 0:
-            state.answer_at = None
+            # answered at once: no 180, which the front's parallel children could deliver after the
+            # 200 (a strict caller such as sipp aborts on it; a phone would only ring for nothing)
             self._answer(state, 200)
+        else:
+            self._answer(state, 180)
+            state.answer_at = time.monotonic() + self.opts.ring_delay
         log.info("call %s for agent %s from %s (slot %d)", state.call_id, agent, state.caller, slot)
 
     def _refuse(self, who: dict[str, str], reason: str, detail: str, status: int) -> None:
