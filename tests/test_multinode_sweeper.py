@@ -106,7 +106,7 @@ class KilledNode:
 
 
 async def test_a_survivor_closes_a_killed_nodes_calls_once(pg_url: str, engine: Engine) -> None:
-    survivor = NodeSweeper(pg_url, "node-a", grace_s=0)
+    survivor = NodeSweeper(pg_url, "node-a", grace_s=0, interval_s=3600)  # this test sweeps
     await survivor.start()
     try:
         record_calls(engine, "node-a", 2)  # the survivor's own calls, in progress

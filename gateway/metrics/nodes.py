@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -148,6 +149,9 @@ class NodeSweeper:
         self._lock_conn: Connection | None = None
         self._task: asyncio.Task[None] | None = None
         self._sweep_after = 0.0
+        # One sweep at a time, and none left running in its thread once stop() returns (a cancelled
+        # `to_thread` goes on): sweep_now() waits for the background round, _close() for both.
+        self._sweeping = threading.Lock()
 
     async def start(self) -> None:
         self._engine = create_db_engine(self.db_url)
@@ -203,7 +207,12 @@ class NodeSweeper:
         return False
 
     def _sweep(self) -> dict[str, list[int]]:
-        assert self._engine is not None
+        with self._sweeping:
+            return self._sweep_once()
+
+    def _sweep_once(self) -> dict[str, list[int]]:
+        if self._engine is None:
+            return {}  # stopped
         if not self._lock_alive() or time.monotonic() < self._sweep_after:
             return {}
         closed = sweep_lost_nodes(self._engine, self.instance)
@@ -214,6 +223,10 @@ class NodeSweeper:
         return closed
 
     def _close(self) -> None:
+        with self._sweeping:
+            self._release()
+
+    def _release(self) -> None:
         if self._lock_conn is not None:
             with contextlib.suppress(Exception):
                 release_node_lock(self._lock_conn, self.instance)
@@ -222,6 +235,7 @@ class NodeSweeper:
             self._lock_conn = None
         if self._engine is not None:
             self._engine.dispose()
+            self._engine = None
 
     async def _run(self) -> None:
         while True:
